@@ -1,0 +1,42 @@
+package bridge
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func BenchmarkPublishSET(b *testing.B) {
+	cfg := testConfig("")
+	cfg.EmbeddedAddr = "127.0.0.1:0"
+	cfg.DataDir = b.TempDir()
+	br := openBridge(b, cfg)
+	ctx := context.Background()
+	set := testSET("", sessionRevoked)
+	now := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		set.JTI = "bench-" + strconv.Itoa(i)
+		if _, err := br.PublishSET(ctx, "acme", nil, set, DeliveryPush, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSubjectsFor(b *testing.B) {
+	s, err := NewSubjects("secevent")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("known", func(b *testing.B) {
+		for b.Loop() {
+			s.For("acme", sessionRevoked, nil)
+		}
+	})
+	b.Run("unknown", func(b *testing.B) {
+		for b.Loop() {
+			s.For("acme", "https://example.com/events/user-locked", nil)
+		}
+	})
+}

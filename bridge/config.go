@@ -1,0 +1,158 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied by [Open] to zero-valued [Config] fields.
+const (
+	DefaultStream         = "SECEVENTS"
+	DefaultSubjectPrefix  = "secevent"
+	DefaultEmbeddedAddr   = "127.0.0.1:4222"
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultName           = "setgate"
+)
+
+// rejectedPrefix is the first token of rejection subjects; it may not be
+// the subject prefix, or the stream would capture rejections.
+const rejectedPrefix = "setgate"
+
+// Config holds the NATS settings, filled by cmd from the SETGATE_* variables
+// (DESIGN.md §2).
+type Config struct {
+	// URL of an external NATS server (SETGATE_NATS_URL); empty starts an
+	// embedded server with JetStream.
+	URL string
+	// CredsFile, NKeyFile, CAFile, CertFile and KeyFile authenticate to an
+	// external server and configure TLS. CertFile and KeyFile go together;
+	// CredsFile and NKeyFile exclude each other. They need URL.
+	CredsFile, NKeyFile, CAFile, CertFile, KeyFile string
+	// EmbeddedAddr is where the embedded server listens, host:port
+	// (default 127.0.0.1:4222); port 0 picks a free port.
+	EmbeddedAddr string
+	// DataDir is the embedded server's JetStream store directory
+	// (required when URL is empty).
+	DataDir string
+	// Stream is the JetStream stream name (default SECEVENTS).
+	Stream string
+	// SubjectPrefix is the first token of every subject (default secevent).
+	SubjectPrefix string
+	// StreamManage creates or updates the stream at start; when false the
+	// stream must already exist.
+	StreamManage bool
+	// StreamReplicas is the stream's replica count (default 1).
+	StreamReplicas int
+	// StreamMaxAge is the stream's message age limit; 0 keeps messages
+	// forever.
+	StreamMaxAge time.Duration
+	// DuplicateWindow is the stream's deduplication window; 0 leaves the
+	// server default (2m). It may not exceed StreamMaxAge.
+	DuplicateWindow time.Duration
+	// PublishTimeout bounds how long a publish waits for JetStream
+	// acknowledgements (default 5s).
+	PublishTimeout time.Duration
+	// Name is the client connection name (default setgate).
+	Name string
+}
+
+// withDefaults returns c with defaults filled in, or an error naming the
+// first invalid setting.
+func (c Config) withDefaults() (Config, error) {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if c.EmbeddedAddr == "" {
+		c.EmbeddedAddr = DefaultEmbeddedAddr
+	}
+	if c.StreamReplicas == 0 {
+		c.StreamReplicas = 1
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+
+	if err := validateStreamName(c.Stream); err != nil {
+		return c, err
+	}
+	if !isToken(c.SubjectPrefix) {
+		return c, fmt.Errorf("bridge: subject prefix %q must be one token of [A-Za-z0-9_-]+", c.SubjectPrefix)
+	}
+	if c.SubjectPrefix == rejectedPrefix {
+		return c, fmt.Errorf("bridge: subject prefix %q is reserved for %s.rejected.<issuer>", c.SubjectPrefix, rejectedPrefix)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return c, fmt.Errorf("bridge: stream replicas %d must be between 1 and 5", c.StreamReplicas)
+	}
+	if c.StreamMaxAge < 0 {
+		return c, fmt.Errorf("bridge: stream max age %v must not be negative", c.StreamMaxAge)
+	}
+	if c.DuplicateWindow < 0 {
+		return c, fmt.Errorf("bridge: duplicate window %v must not be negative", c.DuplicateWindow)
+	}
+	if c.StreamMaxAge > 0 && c.DuplicateWindow > c.StreamMaxAge {
+		return c, fmt.Errorf("bridge: duplicate window %v must not exceed stream max age %v", c.DuplicateWindow, c.StreamMaxAge)
+	}
+	if c.PublishTimeout < 0 {
+		return c, fmt.Errorf("bridge: publish timeout %v must not be negative", c.PublishTimeout)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return c, errors.New("bridge: NATS client certificate and key files must be set together")
+	}
+	if c.CredsFile != "" && c.NKeyFile != "" {
+		return c, errors.New("bridge: set either a NATS creds file or an nkey file, not both")
+	}
+	if c.URL == "" {
+		if c.CredsFile != "" || c.NKeyFile != "" || c.CAFile != "" || c.CertFile != "" {
+			return c, errors.New("bridge: NATS auth and TLS files need a NATS URL; the embedded server uses neither")
+		}
+		if c.DataDir == "" {
+			return c, errors.New("bridge: the embedded NATS server needs a data directory")
+		}
+		if _, _, err := splitEmbeddedAddr(c.EmbeddedAddr); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// validateStreamName applies the JetStream naming rules: non-empty, at most
+// 255 bytes, printable, with no whitespace and none of . * > / \.
+func validateStreamName(name string) error {
+	if name == "" || len(name) > 255 {
+		return fmt.Errorf("bridge: stream name %q must be 1 to 255 characters", name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) {
+			return fmt.Errorf("bridge: stream name %q must not contain whitespace, control characters or any of . * > / \\", name)
+		}
+	}
+	return nil
+}
+
+// splitEmbeddedAddr parses host:port for the embedded server. Port 0 means
+// any free port, which nats-server spells -1.
+func splitEmbeddedAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("bridge: embedded NATS address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bridge: embedded NATS address %q: invalid port", addr)
+	}
+	if port == 0 {
+		port = -1
+	}
+	return host, port, nil
+}

@@ -1,0 +1,248 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/setgate/setgate/verify"
+)
+
+// ErrUnavailable is wrapped by every [Bridge.PublishSET] error that means
+// the events were not durably stored: NATS down, no JetStream responder, no
+// acknowledgement in time, or an API error. Callers answer 503 and let the
+// transmitter retry.
+var ErrUnavailable = errors.New("bridge: NATS unavailable")
+
+// Headers set on every published event, repeating the routing facts of the
+// envelope so consumers can filter without parsing the body.
+const (
+	HeaderIssuer    = "Setgate-Issuer"
+	HeaderIss       = "Setgate-Iss"
+	HeaderJTI       = "Setgate-Jti"
+	HeaderEventType = "Setgate-Event-Type"
+	HeaderDelivery  = "Setgate-Delivery"
+)
+
+// Delivery is how a SET reached setgate.
+type Delivery string
+
+// The two deliveries: RFC 8935 push and RFC 8936 poll.
+const (
+	DeliveryPush Delivery = "push"
+	DeliveryPoll Delivery = "poll"
+)
+
+// Envelope is the JSON body of each published message (DESIGN.md §5): the
+// claims of the SET that apply to every event, one event, and how and when
+// the SET arrived.
+type Envelope struct {
+	// Issuer is the configured issuer name; Iss the SET's iss claim.
+	Issuer string `json:"issuer"`
+	Iss    string `json:"iss"`
+	JTI    string `json:"jti"`
+	// IAT and TOE are NumericDates exactly as sent; TOE is empty when absent.
+	IAT json.Number `json:"iat"`
+	Aud []string    `json:"aud"`
+	TOE json.Number `json:"toe,omitempty"`
+	TXN string      `json:"txn,omitempty"`
+	// SubID is the RFC 9493 subject identifier; Sub the RFC 8417 sub claim.
+	SubID json.RawMessage `json:"sub_id,omitempty"`
+	Sub   string          `json:"sub,omitempty"`
+	// EventType is the event's type URI and Event its payload object.
+	EventType string          `json:"event_type"`
+	Event     json.RawMessage `json:"event"`
+	Delivery  Delivery        `json:"delivery"`
+	// ReceivedAt is when setgate received the SET, in UTC.
+	ReceivedAt time.Time `json:"received_at"`
+	// SET is the compact serialization as received.
+	SET string `json:"set"`
+	// PayloadWarnings lists payload faults tolerated under lenient
+	// validation.
+	PayloadWarnings []string `json:"payload_warnings,omitempty"`
+}
+
+// Result is the outcome of publishing one SET.
+type Result struct {
+	// Subjects holds the subject of each event, in order.
+	Subjects []string
+	// Duplicate is true when JetStream already held every event, so
+	// nothing new was stored.
+	Duplicate bool
+	// Sequences holds each event's stream sequence (the original one for a
+	// duplicate), in order.
+	Sequences []uint64
+}
+
+// MsgID returns the Nats-Msg-Id of the event of type eventType in the SET
+// identified by iss and jti: hex(sha256(iss NUL jti NUL eventType)).
+func MsgID(iss, jti, eventType string) string {
+	sum := sha256.Sum256([]byte(iss + "\x00" + jti + "\x00" + eventType))
+	return hex.EncodeToString(sum[:])
+}
+
+// PublishSET publishes one message per event of set, from the issuer named
+// issuerName (with its subject overrides), received by d at receivedAt, and
+// returns only after JetStream acknowledged every one, waiting at most the
+// configured publish timeout (and until ctx is done). An error that wraps
+// [ErrUnavailable] means the SET must not be acknowledged; any other error
+// means set itself cannot be published.
+func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides map[string]string, set *verify.SET, d Delivery, receivedAt time.Time) (Result, error) {
+	if set == nil || len(set.Events) == 0 {
+		return Result{}, errors.New("bridge: SET has no events")
+	}
+	msgs := make([]*nats.Msg, len(set.Events))
+	res := Result{Subjects: make([]string, len(set.Events)), Sequences: make([]uint64, len(set.Events))}
+	for i, ev := range set.Events {
+		m, err := b.message(issuerName, overrides, set, ev, d, receivedAt)
+		if err != nil {
+			return Result{}, err
+		}
+		msgs[i] = m
+		res.Subjects[i] = m.Subject
+	}
+
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return Result{}, fmt.Errorf("%w: connection is %s", ErrUnavailable, st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+
+	acks, err := b.publish(ctx, msgs)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Duplicate = true
+	for i, ack := range acks {
+		res.Sequences[i] = ack.Sequence
+		res.Duplicate = res.Duplicate && ack.Duplicate
+	}
+	return res, nil
+}
+
+// publish sends msgs to JetStream and waits for every acknowledgement.
+func (b *Bridge) publish(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
+	expect := jetstream.WithExpectStream(b.cfg.Stream)
+	acks := make([]*jetstream.PubAck, len(msgs))
+	if len(msgs) == 1 {
+		ack, err := b.js.PublishMsg(ctx, msgs[0], expect)
+		if err != nil {
+			return nil, unavailable(msgs[0].Subject, err)
+		}
+		acks[0] = ack
+		return acks, nil
+	}
+
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := b.js.PublishMsgAsync(m, expect)
+		if err != nil {
+			return nil, unavailable(m.Subject, err)
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			acks[i] = ack
+		case err := <-f.Err():
+			return nil, unavailable(msgs[i].Subject, err)
+		case <-ctx.Done():
+			return nil, unavailable(msgs[i].Subject, ctx.Err())
+		}
+	}
+	return acks, nil
+}
+
+// unavailable wraps a publish failure in ErrUnavailable.
+func unavailable(subject string, err error) error {
+	return fmt.Errorf("%w: publish on %s: %w", ErrUnavailable, subject, err)
+}
+
+// message builds the message for one event of set.
+func (b *Bridge) message(issuerName string, overrides map[string]string, set *verify.SET, ev verify.Event, d Delivery, receivedAt time.Time) (*nats.Msg, error) {
+	env := Envelope{
+		Issuer:          issuerName,
+		Iss:             set.Iss,
+		JTI:             set.JTI,
+		IAT:             set.IAT,
+		Aud:             set.Aud,
+		TXN:             set.TXN,
+		SubID:           set.SubID,
+		Sub:             set.Sub,
+		EventType:       ev.Type,
+		Event:           ev.Payload,
+		Delivery:        d,
+		ReceivedAt:      receivedAt.UTC(),
+		SET:             set.Raw,
+		PayloadWarnings: set.Warnings,
+	}
+	if set.TOE != nil {
+		env.TOE = *set.TOE
+	}
+	if env.Aud == nil {
+		env.Aud = []string{}
+	}
+	if len(env.Event) == 0 {
+		env.Event = json.RawMessage("{}")
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: encode envelope of %s event %s: %w", set.JTI, ev.Type, err)
+	}
+	m := nats.NewMsg(b.subjects.For(issuerName, ev.Type, overrides))
+	m.Data = body
+	m.Header.Set("Content-Type", "application/json")
+	m.Header.Set(jetstream.MsgIDHeader, MsgID(set.Iss, set.JTI, ev.Type))
+	m.Header.Set(HeaderIssuer, issuerName)
+	m.Header.Set(HeaderIss, set.Iss)
+	m.Header.Set(HeaderJTI, set.JTI)
+	m.Header.Set(HeaderEventType, ev.Type)
+	m.Header.Set(HeaderDelivery, string(d))
+	return m, nil
+}
+
+// rejection is the body published for a rejected SET.
+type rejection struct {
+	Issuer      string    `json:"issuer"`
+	Code        string    `json:"code"`
+	Description string    `json:"description"`
+	JTI         string    `json:"jti,omitempty"`
+	Delivery    Delivery  `json:"delivery"`
+	ReceivedAt  time.Time `json:"received_at"`
+}
+
+// RejectionSubject returns the core NATS subject on which rejections of
+// the issuer named issuerName are announced: "setgate.rejected.<issuer>".
+func RejectionSubject(issuerName string) string {
+	return rejectedPrefix + ".rejected." + issuerToken(issuerName)
+}
+
+// PublishRejection announces, best effort, that a SET from the issuer named
+// issuerName, delivered by d at at, was rejected with the RFC 8935 code and
+// description (jti may be empty when it was not readable). It publishes on
+// [RejectionSubject] with core NATS, outside the stream, never waits for the
+// server, and only logs failures at debug level.
+func (b *Bridge) PublishRejection(issuerName string, code, description, jti string, d Delivery, at time.Time) {
+	body, err := json.Marshal(rejection{
+		Issuer:      issuerName,
+		Code:        code,
+		Description: description,
+		JTI:         jti,
+		Delivery:    d,
+		ReceivedAt:  at.UTC(),
+	})
+	if err == nil {
+		err = b.nc.Publish(RejectionSubject(issuerName), body)
+	}
+	if err != nil {
+		b.log.Debug("publish rejection", "issuer", issuerName, "code", code, "err", err)
+	}
+}

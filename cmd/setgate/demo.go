@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/setgate/setgate/test/transmitter"
+)
+
+// demo runs the gateway with an embedded NATS server and two built-in
+// transmitters that push a mix of CAEP and RISC events, some of them bad,
+// and prints what lands on which subject and what is rejected with which
+// code.
+func demo(ctx context.Context, args []string, vars map[string]string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stdout, "Run the gateway with embedded NATS and a built-in transmitter; events are printed.\nThe variables below apply too (defaults differ: loopback addresses, a temporary data dir, text logs at warn).")
+	count := fs.Int("count", 0, "stop after this many pushes (0: run until interrupted)")
+	interval := fs.Duration("interval", 700*time.Millisecond, "time between pushes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "setgate-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	acme, err := transmitter.New(transmitter.Options{Alg: "ES256", Audience: "https://setgate.demo/"})
+	if err != nil {
+		return err
+	}
+	defer acme.Close()
+	globex, err := transmitter.New(transmitter.Options{Alg: "RS256", Audience: "https://setgate.demo/"})
+	if err != nil {
+		return err
+	}
+	defer globex.Close()
+	rogue, err := transmitter.New(transmitter.Options{Alg: "ES256", Audience: "https://setgate.demo/"})
+	if err != nil {
+		return err
+	}
+	defer rogue.Close()
+
+	acmeToken, globexToken := randomToken(), randomToken()
+	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(tok+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	issuersYAML := fmt.Sprintf(`issuers:
+  - name: acme-idp
+    issuer: %s
+    audience: [https://setgate.demo/]
+    jwks_uri: %s
+    algorithms: [ES256]
+    push:
+      bearer_token_file: %s
+  - name: globex-risc
+    issuer: %s
+    audience: [https://setgate.demo/]
+    jwks_uri: %s
+    algorithms: [RS256]
+    push:
+      bearer_token_file: %s
+`, acme.Issuer(), acme.JWKSURL(), filepath.Join(dir, "acme.token"),
+		globex.Issuer(), globex.JWKSURL(), filepath.Join(dir, "globex.token"))
+	issuersPath := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuersPath, []byte(issuersYAML), 0o600); err != nil {
+		return err
+	}
+
+	defaults := map[string]string{
+		"SETGATE_HTTP_ADDR":          freeOr("127.0.0.1:8080"),
+		"SETGATE_ADMIN_ADDR":         freeOr("127.0.0.1:9090"),
+		"SETGATE_EMBEDDED_NATS_ADDR": freeOr("127.0.0.1:4222"),
+		"SETGATE_DATA_DIR":           filepath.Join(dir, "data"),
+		"SETGATE_LOG_LEVEL":          "warn",
+		"SETGATE_LOG_FORMAT":         "text",
+	}
+	merged := make(map[string]string, len(vars)+len(defaults)+1)
+	for k, v := range defaults {
+		merged[k] = v
+	}
+	for k, v := range vars {
+		merged[k] = v
+	}
+	merged["SETGATE_ISSUERS_FILE"] = issuersPath
+	merged["SETGATE_NATS_URL"] = "" // the demo always runs its own NATS
+	s, err := loadSettings(merged)
+	if err != nil {
+		return err
+	}
+	log := newLogger(s, stderr)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &printer{w: stdout}
+	ready := make(chan *gatewayApp, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, s, merged, log, func(a *gatewayApp) { ready <- a }) }()
+	var app *gatewayApp
+	select {
+	case app = <-ready:
+	case err := <-done:
+		return err
+	}
+
+	// Read events back from the stream (what is stored), not from a core
+	// subscription (which would also see retried duplicates).
+	nc := app.br.Conn()
+	cons, err := app.br.JetStream().OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.SubjectPrefix + ".>"},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	consuming, err := cons.Consume(func(m jetstream.Msg) { out.event(m) })
+	if err != nil {
+		return err
+	}
+	defer consuming.Stop()
+	rejected, err := nc.Subscribe("setgate.rejected.>", func(m *nats.Msg) { out.rejection(m) })
+	if err != nil {
+		return err
+	}
+	defer rejected.Unsubscribe()
+
+	out.printf("setgate demo: push receiver %s, admin %s, NATS %s (stream %s)\n",
+		app.pushURL, "http://"+app.adminLn.Addr().String(), app.br.ClientURL(), s.Stream)
+	out.printf("Two transmitters push CAEP and RISC events; some SETs are bad on purpose. Ctrl-C stops.\n")
+	out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s\n\n", s.SubjectPrefix, app.br.ClientURL())
+
+	script := demoScript(acme, globex, rogue, acmeToken, globexToken)
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	for i := 0; (*count == 0 || i < *count) && ctx.Err() == nil; i++ {
+		script[i%len(script)].push(ctx, out, app.pushURL)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	if ctx.Err() == nil {
+		_ = nc.Flush()
+		time.Sleep(300 * time.Millisecond) // let the last events print
+		cancel()
+	}
+	out.printf("\nstopping…\n")
+	return <-done
+}
+
+// demoStep is one push of the demo's script.
+type demoStep struct {
+	from   *transmitter.Transmitter
+	issuer string
+	bearer string
+	what   string
+	token  func() string
+}
+
+func (d demoStep) push(ctx context.Context, out *printer, base string) {
+	resp, err := d.from.Push(ctx, base+"/events/"+d.issuer, d.bearer, d.token())
+	if err != nil {
+		if ctx.Err() == nil {
+			out.printf("→ %-11s %-44s error: %v\n", d.issuer, d.what, err)
+		}
+		return
+	}
+	verdict := fmt.Sprint(resp.Status)
+	if resp.Status == 202 {
+		verdict = "202 Accepted"
+	} else {
+		var e struct{ Err, Description string }
+		_ = json.Unmarshal(resp.Body, &e)
+		verdict = fmt.Sprintf("%d %s: %s", resp.Status, e.Err, e.Description)
+	}
+	out.printf("→ %-11s %-44s %s\n", d.issuer, d.what, verdict)
+}
+
+func demoScript(acme, globex, rogue *transmitter.Transmitter, acmeToken, globexToken string) []demoStep {
+	signed := func(t *transmitter.Transmitter, c map[string]any) string {
+		tok, err := t.Sign(c)
+		if err != nil {
+			panic(err) // in-memory signing with a fresh key cannot fail
+		}
+		return tok
+	}
+	event := func(t *transmitter.Transmitter, typ string, payload map[string]any, email string) func() string {
+		return func() string { return signed(t, t.Claims(typ, payload, email)) }
+	}
+	var lastSET string
+	revoked := event(acme, transmitter.SessionRevoked, map[string]any{
+		"initiating_entity": "policy", "reason_admin": map[string]any{"en": "Landspeed policy violation"},
+		"event_timestamp": time.Now().Unix(),
+	}, "alice@acme.example")
+	return []demoStep{
+		{acme, "acme-idp", acmeToken, "session-revoked (alice)", func() string { lastSET = revoked(); return lastSET }},
+		{acme, "acme-idp", acmeToken, "credential-change (bob, fido2)", event(acme, transmitter.CredentialChange, map[string]any{
+			"credential_type": "fido2-roaming", "change_type": "create", "friendly_name": "Bob's security key",
+		}, "bob@acme.example")},
+		{globex, "globex-risc", globexToken, "account-disabled (carol, hijacking)", event(globex, transmitter.AccountDisabled, map[string]any{
+			"reason": "hijacking",
+		}, "carol@globex.example")},
+		{acme, "acme-idp", acmeToken, "same session-revoked again (retry)", func() string { return lastSET }},
+		{acme, "acme-idp", acmeToken, "SET for another audience", func() string {
+			c := acme.Claims(transmitter.SessionRevoked, nil, "dave@acme.example")
+			c["aud"] = "https://someone-else.example/"
+			return signed(acme, c)
+		}},
+		{acme, "acme-idp", acmeToken, "device-compliance-change (erin)", event(acme, transmitter.DeviceCompliance, map[string]any{
+			"previous_status": "compliant", "current_status": "not-compliant",
+		}, "erin@acme.example")},
+		{rogue, "acme-idp", acmeToken, "SET signed with a key acme never published", func() string {
+			c := rogue.Claims(transmitter.SessionRevoked, nil, "frank@acme.example")
+			c["iss"] = acme.Issuer()
+			return signed(rogue, c)
+		}},
+		{acme, "acme-idp", acmeToken, "credential-change without change_type", event(acme, transmitter.CredentialChange, map[string]any{
+			"credential_type": "password",
+		}, "grace@acme.example")},
+		{globex, "acme-idp", globexToken, "globex's credential on acme's endpoint", event(globex, transmitter.SessionRevoked, nil, "heidi@globex.example")},
+		{acme, "acme-idp", "wrong-token", "wrong bearer token", event(acme, transmitter.SessionRevoked, nil, "ivan@acme.example")},
+	}
+}
+
+// printer serialises the demo's output lines.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format, args...)
+}
+
+func (p *printer) event(m jetstream.Msg) {
+	var env struct {
+		Issuer    string          `json:"issuer"`
+		JTI       string          `json:"jti"`
+		SubID     json.RawMessage `json:"sub_id"`
+		EventType string          `json:"event_type"`
+		Event     map[string]any  `json:"event"`
+	}
+	if err := json.Unmarshal(m.Data(), &env); err != nil {
+		p.printf("  ✓ stored %s (unreadable envelope: %v)\n", m.Subject(), err)
+		return
+	}
+	var seq uint64
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	var sub struct{ Email string }
+	_ = json.Unmarshal(env.SubID, &sub)
+	var facts []string
+	for _, k := range []string{"reason", "change_type", "credential_type", "current_status", "initiating_entity"} {
+		if v, ok := env.Event[k]; ok {
+			facts = append(facts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	p.printf("  ✓ stored #%-3d %-46s %s %s\n", seq, m.Subject(), sub.Email, strings.Join(facts, " "))
+}
+
+func (p *printer) rejection(m *nats.Msg) {
+	var r struct{ Code, Description string }
+	_ = json.Unmarshal(m.Data, &r)
+	p.printf("  ✗ announced on %-40s %s\n", m.Subject, r.Code)
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// freeOr returns addr when it can be listened on now, else a random
+// loopback port, so the demo runs beside another setgate or NATS.
+func freeOr(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return addr
+}

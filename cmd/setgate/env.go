@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// settings are the process settings, read from SETGATE_* variables
+// (DESIGN.md §2). Each field's help tag is printed by --help.
+type settings struct {
+	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:":8080" help:"push receiver listen address"`
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz)"`
+	IssuersFile       string        `env:"ISSUERS_FILE" help:"YAML issuers file (required for serve)"`
+	NATSURL           string        `env:"NATS_URL" help:"NATS server URL(s), comma-separated; empty starts an embedded server"`
+	NATSCredsFile     string        `env:"NATS_CREDS_FILE" help:"NATS user credentials file"`
+	NATSNKeyFile      string        `env:"NATS_NKEY_FILE" help:"NATS nkey seed file"`
+	NATSCAFile        string        `env:"NATS_CA_FILE" help:"CA bundle for the NATS server's TLS certificate"`
+	NATSCertFile      string        `env:"NATS_CERT_FILE" help:"client certificate for NATS mTLS"`
+	NATSKeyFile       string        `env:"NATS_KEY_FILE" help:"client key for NATS mTLS"`
+	EmbeddedNATSAddr  string        `env:"EMBEDDED_NATS_ADDR" envDefault:"127.0.0.1:4222" help:"listen address of the embedded NATS server"`
+	DataDir           string        `env:"DATA_DIR" envDefault:"./data" help:"embedded JetStream storage directory"`
+	Stream            string        `env:"STREAM" envDefault:"SECEVENTS" help:"JetStream stream name"`
+	SubjectPrefix     string        `env:"SUBJECT_PREFIX" envDefault:"secevent" help:"first subject token"`
+	StreamManage      bool          `env:"STREAM_MANAGE" envDefault:"true" help:"create/update the stream at start (false: it must exist)"`
+	StreamReplicas    int           `env:"STREAM_REPLICAS" envDefault:"1" help:"stream replicas (3 on a NATS cluster)"`
+	StreamMaxAge      time.Duration `env:"STREAM_MAX_AGE" envDefault:"168h" help:"how long the stream keeps events"`
+	DuplicateWindow   time.Duration `env:"DUPLICATE_WINDOW" envDefault:"1h" help:"JetStream de-duplication window (same iss+jti)"`
+	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
+	PublicURL         string        `env:"PUBLIC_URL" help:"externally reachable base URL of the push receiver"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413"`
+	MaxConcurrent     int           `env:"MAX_CONCURRENT" envDefault:"256" help:"in-flight pushes per issuer before 429"`
+	TLSCertFile       string        `env:"TLS_CERT_FILE" help:"TLS certificate for the push listener"`
+	TLSKeyFile        string        `env:"TLS_KEY_FILE" help:"TLS key for the push listener"`
+	TLSClientCAFile   string        `env:"TLS_CLIENT_CA_FILE" help:"CA bundle: require and verify transmitter client certificates (mTLS)"`
+	JWKSFetchTimeout  time.Duration `env:"JWKS_FETCH_TIMEOUT" envDefault:"5s" help:"bound on one JWKS fetch"`
+	JWKSRefresh       time.Duration `env:"JWKS_REFRESH_INTERVAL" envDefault:"1h" help:"periodic JWKS refresh"`
+	JWKSMinRefresh    time.Duration `env:"JWKS_MIN_REFRESH_INTERVAL" envDefault:"30s" help:"least time between refreshes caused by unknown kids"`
+	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat         string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"graceful drain bound"`
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"5s" help:"slow-client bound on request headers"`
+	ReadTimeout       time.Duration `env:"READ_TIMEOUT" envDefault:"10s" help:"slow-client bound on a whole request"`
+}
+
+const envPrefix = "SETGATE_"
+
+// loadSettings reads settings from the environment vars.
+func loadSettings(vars map[string]string) (settings, error) {
+	var s settings
+	err := env.ParseWithOptions(&s, env.Options{Prefix: envPrefix, Environment: vars})
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		msgs := make([]string, 0, len(agg.Errors))
+		for _, e := range agg.Errors {
+			var pe env.ParseError
+			if errors.As(e, &pe) {
+				if f, ok := reflect.TypeOf(s).FieldByName(pe.Name); ok {
+					name := envPrefix + f.Tag.Get("env")
+					msgs = append(msgs, fmt.Sprintf("%s=%q: %v", name, vars[name], pe.Err))
+					continue
+				}
+			}
+			msgs = append(msgs, e.Error())
+		}
+		return s, fmt.Errorf("environment: %s", strings.Join(msgs, "; "))
+	}
+	if err != nil {
+		return s, fmt.Errorf("environment: %w", err)
+	}
+	return s, s.validate()
+}
+
+func (s *settings) validate() error {
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("environment: SETGATE_LOG_LEVEL=%q: want debug, info, warn or error", s.LogLevel)
+	}
+	switch s.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("environment: SETGATE_LOG_FORMAT=%q: want json or text", s.LogFormat)
+	}
+	if s.MaxBodyBytes <= 0 {
+		return fmt.Errorf("environment: SETGATE_MAX_BODY_BYTES must be positive")
+	}
+	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
+		return fmt.Errorf("environment: SETGATE_STREAM_REPLICAS must be 1 to 5")
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		return fmt.Errorf("environment: SETGATE_TLS_CERT_FILE and SETGATE_TLS_KEY_FILE go together")
+	}
+	if s.TLSClientCAFile != "" && s.TLSCertFile == "" {
+		return fmt.Errorf("environment: SETGATE_TLS_CLIENT_CA_FILE needs SETGATE_TLS_CERT_FILE")
+	}
+	return nil
+}
+
+// printSettings writes one line per variable with its default and meaning.
+func printSettings(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	t := reflect.TypeOf(settings{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", envPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// issuersFile is the YAML issuers file (DESIGN.md §2).
+type issuersFile struct {
+	Issuers []issuerEntry `yaml:"issuers"`
+}
+
+type issuerEntry struct {
+	Name              string       `yaml:"name"`
+	Issuer            string       `yaml:"issuer"`
+	Audience          stringList   `yaml:"audience"`
+	JWKSURI           string       `yaml:"jwks_uri"`
+	Discovery         bool         `yaml:"discovery"`
+	Algorithms        []string     `yaml:"algorithms"`
+	Profile           string       `yaml:"profile"`
+	MaxClockSkew      string       `yaml:"max_clock_skew"`
+	PayloadValidation string       `yaml:"payload_validation"`
+	Push              *pushBlock   `yaml:"push"`
+	Poll              *yaml.Node   `yaml:"poll"`
+	Stream            *yaml.Node   `yaml:"stream"`
+	Events            *eventsBlock `yaml:"events"`
+}
+
+type pushBlock struct {
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	BearerTokenEnv  string `yaml:"bearer_token_env"`
+}
+
+type eventsBlock struct {
+	Subjects map[string]string `yaml:"subjects"`
+}
+
+// stringList accepts a YAML string or a list of strings.
+type stringList []string
+
+func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = stringList{n.Value}
+		return nil
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*l = s
+	return nil
+}
+
+// issuerSpec is one validated issuer, secrets resolved.
+type issuerSpec struct {
+	Name      string
+	Verify    verify.Config
+	PushToken string // bare bearer token; empty: no push
+	Overrides map[string]string
+}
+
+// defaultAlgorithms is used when an issuer lists none.
+var defaultAlgorithms = []string{"RS256", "ES256"}
+
+var issuerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// loadIssuers reads, strictly decodes and validates the issuers file.
+// Every error names the file, and the issuer and key where there is one.
+func loadIssuers(path string, vars map[string]string) ([]issuerSpec, error) {
+	if path == "" {
+		return nil, errors.New("SETGATE_ISSUERS_FILE is not set")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("issuers file: %w", err)
+	}
+	specs, err := parseIssuers(data, vars, os.ReadFile)
+	if err != nil {
+		return nil, fmt.Errorf("issuers file %s: %w", path, err)
+	}
+	return specs, nil
+}
+
+func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]byte, error)) ([]issuerSpec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, err
+	}
+	if len(root.Content) == 0 {
+		return nil, errors.New("the file is empty; it needs an issuers: list")
+	}
+	if err := checkKeys(root.Content[0], reflect.TypeOf(issuersFile{}), ""); err != nil {
+		return nil, err
+	}
+	var f issuersFile
+	if err := root.Decode(&f); err != nil {
+		return nil, err
+	}
+	if len(f.Issuers) == 0 {
+		return nil, errors.New("issuers: the list is empty")
+	}
+	seen := make(map[string]int)
+	specs := make([]issuerSpec, 0, len(f.Issuers))
+	for i, e := range f.Issuers {
+		where := fmt.Sprintf("issuer #%d", i+1)
+		if e.Name != "" {
+			where = fmt.Sprintf("issuer %q", e.Name)
+		}
+		spec, err := e.resolve(vars, readFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if j, dup := seen[e.Name]; dup {
+			return nil, fmt.Errorf("%s: name: already used by issuer #%d", where, j+1)
+		}
+		seen[e.Name] = i
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (issuerSpec, error) {
+	if e.Name == "" {
+		return issuerSpec{}, errors.New("name: is required")
+	}
+	if !issuerName.MatchString(e.Name) {
+		return issuerSpec{}, errors.New("name: must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
+	}
+	if e.Discovery {
+		return issuerSpec{}, errors.New("discovery: SSF discovery is not supported by this version; set jwks_uri")
+	}
+	if e.Poll != nil {
+		return issuerSpec{}, errors.New("poll: poll delivery is not supported by this version; use push")
+	}
+	if e.Stream != nil {
+		return issuerSpec{}, errors.New("stream: SSF stream management is not supported by this version")
+	}
+	spec := issuerSpec{Name: e.Name}
+	cfg := verify.Config{
+		Name:       e.Name,
+		Issuer:     e.Issuer,
+		Audience:   e.Audience,
+		JWKSURI:    e.JWKSURI,
+		Algorithms: e.Algorithms,
+		Profile:    verify.Profile(e.Profile),
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = defaultAlgorithms
+	}
+	if e.MaxClockSkew != "" {
+		d, err := time.ParseDuration(e.MaxClockSkew)
+		if err != nil {
+			return spec, fmt.Errorf("max_clock_skew: %q is not a duration like 5m", e.MaxClockSkew)
+		}
+		cfg.MaxClockSkew = d
+	}
+	switch e.PayloadValidation {
+	case "", "strict":
+	case "lenient":
+		cfg.Lenient = true
+	default:
+		return spec, fmt.Errorf("payload_validation: %q is not strict or lenient", e.PayloadValidation)
+	}
+	if err := cfg.Validate(); err != nil {
+		return spec, err
+	}
+	spec.Verify = cfg
+	if e.Push == nil {
+		return spec, errors.New("push: is required (it names the transmitter's bearer token)")
+	}
+	token, err := secret("push", e.Push.BearerTokenFile, e.Push.BearerTokenEnv, vars, readFile)
+	if err != nil {
+		return spec, err
+	}
+	spec.PushToken = token
+	if e.Events != nil {
+		for typ, subj := range e.Events.Subjects {
+			if err := bridge.ValidateOverride(subj); err != nil {
+				return spec, fmt.Errorf("events.subjects[%q]: %w", typ, err)
+			}
+		}
+		spec.Overrides = e.Events.Subjects
+	}
+	return spec, nil
+}
+
+// secret reads a bearer token named by exactly one of a *_file path or an
+// *_env variable name. The value is never logged.
+func secret(block, file, envName string, vars map[string]string, readFile func(string) ([]byte, error)) (string, error) {
+	switch {
+	case file != "" && envName != "":
+		return "", fmt.Errorf("%s: set bearer_token_file or bearer_token_env, not both", block)
+	case file != "":
+		b, err := readFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s.bearer_token_file: %w", block, err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("%s.bearer_token_file: %s is empty", block, file)
+		}
+		return t, nil
+	case envName != "":
+		t := strings.TrimSpace(vars[envName])
+		if t == "" {
+			return "", fmt.Errorf("%s.bearer_token_env: variable %s is unset or empty", block, envName)
+		}
+		return t, nil
+	default:
+		return "", fmt.Errorf("%s: bearer_token_file or bearer_token_env is required", block)
+	}
+}
+
+// checkKeys walks a YAML mapping against the yaml tags of struct type t and
+// reports the first unknown or duplicate key with its line and path.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeOf(yaml.Node{}):
+		return nil
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := make(map[string]reflect.Type)
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			fields[name] = t.Field(i).Type
+		}
+		seen := make(map[string]bool)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			key := path + k.Value
+			if seen[k.Value] {
+				return fmt.Errorf("line %d: %s: duplicate key", k.Line, key)
+			}
+			seen[k.Value] = true
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: %s: unknown key", k.Line, key)
+			}
+			if err := checkKeys(n.Content[i+1], ft, key+"."); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i)
+			if item.Kind == yaml.MappingNode {
+				if name := mappingValue(item, "name"); name != "" {
+					p = fmt.Sprintf("issuer %q: ", name)
+				}
+			}
+			if err := checkKeys(item, t.Elem(), p); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		seen := make(map[string]bool)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; seen[k.Value] {
+				return fmt.Errorf("line %d: %s%s: duplicate key", k.Line, path, k.Value)
+			}
+			seen[n.Content[i].Value] = true
+		}
+	}
+	return nil
+}
+
+func mappingValue(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+	"testing"
+)
+
+const goodIssuer = `
+  - name: acme
+    issuer: https://idp.acme.example/
+    audience: https://setgate.example/
+    jwks_uri: https://idp.acme.example/jwks
+    algorithms: [ES256]
+    push:
+      bearer_token_file: /secrets/acme
+`
+
+func readFake(files map[string]string) func(string) ([]byte, error) {
+	return func(p string) ([]byte, error) {
+		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	}
+}
+
+func TestParseIssuers(t *testing.T) {
+	files := map[string]string{"/secrets/acme": "s3cret\n", "/secrets/empty": "\n"}
+	vars := map[string]string{"ACME_TOKEN": "from-env"}
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string // substring; empty means success
+	}{
+		{"ok", "issuers:" + goodIssuer, ""},
+		{"ok env secret and overrides", `issuers:
+  - name: acme
+    issuer: https://idp.acme.example/
+    audience: [a, b]
+    jwks_uri: https://idp.acme.example/jwks
+    profile: rfc8417
+    max_clock_skew: 1m
+    payload_validation: lenient
+    push: {bearer_token_env: ACME_TOKEN}
+    events:
+      subjects:
+        https://example.com/x: custom.thing
+`, ""},
+		{"empty file", "", "empty"},
+		{"no issuers", "issuers: []", "list is empty"},
+		{"unknown top key", "issuers:" + goodIssuer + "extra: 1\n", "extra: unknown key"},
+		{"unknown issuer key", strings.Replace("issuers:"+goodIssuer, "algorithms", "algorithm", 1), `issuer "acme": algorithm: unknown key`},
+		{"unknown nested key", strings.Replace("issuers:"+goodIssuer, "bearer_token_file", "token_file", 1), `issuer "acme": push.token_file: unknown key`},
+		{"duplicate key", strings.Replace("issuers:"+goodIssuer, "    algorithms: [ES256]\n", "    algorithms: [ES256]\n    algorithms: [RS256]\n", 1), `issuer "acme": algorithms: duplicate key`},
+		{"duplicate name", "issuers:" + goodIssuer + goodIssuer, `issuer "acme": name: already used`},
+		{"missing name", strings.Replace("issuers:"+goodIssuer, "name: acme", "name: \"\"", 1), "issuer #1: name: is required"},
+		{"bad name", strings.Replace("issuers:"+goodIssuer, "name: acme", "name: Acme_1", 1), "name: must be"},
+		{"missing issuer", strings.Replace("issuers:"+goodIssuer, "issuer: https://idp.acme.example/", "", 1), `issuer "acme": issuer: is required`},
+		{"missing audience", strings.Replace("issuers:"+goodIssuer, "audience: https://setgate.example/", "", 1), `issuer "acme": audience: needs`},
+		{"missing jwks", strings.Replace("issuers:"+goodIssuer, "jwks_uri: https://idp.acme.example/jwks", "", 1), `issuer "acme": jwks_uri: is required`},
+		{"http jwks", strings.Replace("issuers:"+goodIssuer, "https://idp.acme.example/jwks", "http://idp.acme.example/jwks", 1), `issuer "acme": jwks_uri: must use https`},
+		{"alg none", strings.Replace("issuers:"+goodIssuer, "[ES256]", "[none]", 1), `issuer "acme": algorithms: "none" is never allowed`},
+		{"alg hmac", strings.Replace("issuers:"+goodIssuer, "[ES256]", "[HS256]", 1), `issuer "acme": algorithms: "HS256" is not allowed`},
+		{"bad profile", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    profile: oidc\n    algorithms", 1), `issuer "acme": profile:`},
+		{"bad skew", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_clock_skew: soon\n    algorithms", 1), `issuer "acme": max_clock_skew:`},
+		{"bad payload validation", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    payload_validation: loose\n    algorithms", 1), `payload_validation:`},
+		{"no push", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "", 1), `issuer "acme": push: is required`},
+		{"missing secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/nope", 1), `issuer "acme": push.bearer_token_file:`},
+		{"empty secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/empty", 1), `is empty`},
+		{"unset secret env", strings.Replace("issuers:"+goodIssuer, "bearer_token_file: /secrets/acme", "bearer_token_env: NOPE", 1), `push.bearer_token_env: variable NOPE`},
+		{"both secrets", strings.Replace("issuers:"+goodIssuer, "bearer_token_file: /secrets/acme", "bearer_token_file: /secrets/acme\n      bearer_token_env: ACME_TOKEN", 1), `not both`},
+		{"bad override", "issuers:" + goodIssuer + "    events:\n      subjects:\n        https://x.example/e: \"a.b.c\"\n", `events.subjects`},
+		{"poll not yet", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n", `issuer "acme": poll:`},
+		{"not yaml", "issuers: [", "yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := parseIssuers([]byte(tt.yaml), vars, readFake(files))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("want success, got %v", err)
+				}
+				if len(specs) == 0 || specs[0].PushToken == "" {
+					t.Fatalf("want a spec with a push token, got %+v", specs)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("want error containing %q, got success", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("want error containing %q, got %q", tt.wantErr, err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error leaks the secret: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseIssuersSecretTrimmed(t *testing.T) {
+	specs, err := parseIssuers([]byte("issuers:"+goodIssuer), nil, readFake(map[string]string{"/secrets/acme": "  s3cret\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := specs[0].PushToken; got != "s3cret" {
+		t.Fatalf("want %q, got %q", "s3cret", got)
+	}
+}
+
+func TestLoadIssuersNamesFile(t *testing.T) {
+	_, err := loadIssuers("/does/not/exist.yaml", nil)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("want not-exist error, got %v", err)
+	}
+	if _, err := loadIssuers("", nil); err == nil || !strings.Contains(err.Error(), "SETGATE_ISSUERS_FILE") {
+		t.Fatalf("want error naming SETGATE_ISSUERS_FILE, got %v", err)
+	}
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// Intake verifies one raw SET from a source and publishes it. It is the
+// single verify→publish path shared by push and poll; it returns a
+// *verify.Error for a rejected SET and an error wrapping
+// bridge.ErrUnavailable when the SET could not be persisted.
+type Intake interface {
+	Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error)
+}
+
+// Issuer is the push side of one configured issuer.
+type Issuer struct {
+	// Source names the issuer and carries its verifier and subject overrides.
+	Source *bridge.Source
+	// Push is the bearer token the transmitter must present. An issuer
+	// with no push credential does not take pushes (404).
+	Push Credential
+}
+
+// Config configures a Server.
+type Config struct {
+	// Intake verifies and publishes. Required.
+	Intake Intake
+	// Ready reports whether the backend (NATS, stream) is usable. Required.
+	Ready func(context.Context) error
+	// MaxBodyBytes caps a pushed SET; larger bodies get 413. Zero: 65536.
+	MaxBodyBytes int64
+	// MaxConcurrent caps in-flight pushes per issuer; more get 429. Zero: 256.
+	MaxConcurrent int
+	// RetryAfterSeconds is sent with 503 answers. Zero: 5.
+	RetryAfterSeconds int
+	// Logger is required.
+	Logger *slog.Logger
+}
+
+// Server is the push receiver and admin handlers.
+type Server struct {
+	cfg      Config
+	issuers  atomic.Pointer[map[string]*issuer]
+	draining atomic.Bool
+}
+
+type issuer struct {
+	Issuer
+	slots chan struct{}
+}
+
+// New returns a Server with no issuers; call SetIssuers.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 65536
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 256
+	}
+	if cfg.RetryAfterSeconds <= 0 {
+		cfg.RetryAfterSeconds = 5
+	}
+	s := &Server{cfg: cfg}
+	s.SetIssuers(nil)
+	return s
+}
+
+// SetIssuers replaces the set of issuers atomically. Requests in flight
+// finish with the issuer they started with.
+func (s *Server) SetIssuers(list []Issuer) {
+	m := make(map[string]*issuer, len(list))
+	for _, is := range list {
+		m[is.Source.Name] = &issuer{Issuer: is, slots: make(chan struct{}, s.cfg.MaxConcurrent)}
+	}
+	s.issuers.Store(&m)
+}
+
+// Drain makes /readyz fail so load balancers stop sending traffic; the
+// push handler keeps serving what still arrives.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) lookup(name string) *issuer {
+	return (*s.issuers.Load())[name]
+}
+
+var setMediaTypes = map[string]bool{"application/secevent+jwt": true, "application/jwt": true}
+
+// handlePush implements RFC 8935 for one issuer.
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	is := s.lookup(name)
+	if is == nil || !is.Push.set {
+		writeError(w, http.StatusNotFound, verify.CodeInvalidRequest, "No issuer takes pushes at this path.")
+		return
+	}
+	if code, desc := s.authenticate(is, r.Header.Get("Authorization")); code != "" {
+		writeError(w, statusFor(code), code, desc)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !setMediaTypes[mt] {
+		writeError(w, http.StatusUnsupportedMediaType, verify.CodeInvalidRequest, "Content-Type must be application/secevent+jwt.")
+		return
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, verify.CodeInvalidRequest, "The SET is larger than this receiver accepts.")
+		return
+	}
+	select {
+	case is.slots <- struct{}{}:
+		defer func() { <-is.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "", "Too many SETs in flight for this issuer; retry shortly.")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, verify.CodeInvalidRequest, "The SET is larger than this receiver accepts.")
+			return
+		}
+		writeError(w, http.StatusBadRequest, verify.CodeInvalidRequest, "The request body could not be read.")
+		return
+	}
+	if len(body) == 0 {
+		writeError(w, http.StatusBadRequest, verify.CodeInvalidRequest, "The request body is empty; it must be the SET.")
+		return
+	}
+	_, err = s.cfg.Intake.Accept(r.Context(), is.Source, body, bridge.DeliveryPush)
+	var ve *verify.Error
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusAccepted)
+	case errors.As(err, &ve):
+		writeError(w, statusFor(ve.Code), ve.Code, ve.Description)
+	case errors.Is(err, bridge.ErrUnavailable):
+		s.cfg.Logger.WarnContext(r.Context(), "push not persisted", "issuer", name, "err", err)
+		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
+	case r.Context().Err() != nil:
+		// The transmitter went away; it will retry and deduplication
+		// makes that safe.
+	default:
+		s.cfg.Logger.ErrorContext(r.Context(), "push failed", "issuer", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "", "Internal error; retry later.")
+	}
+}
+
+// authenticate checks the presented bearer token against the issuer's
+// credential, then against the others to tell a wrong credential (401)
+// from a valid credential for another issuer (403).
+func (s *Server) authenticate(is *issuer, header string) (verify.Code, string) {
+	token, ok := bearerToken(header)
+	if !ok {
+		return verify.CodeAuthenticationFailed, "A bearer credential is required."
+	}
+	presented := NewCredential(token).sum
+	if is.Push.matches(presented) {
+		return "", ""
+	}
+	for _, other := range *s.issuers.Load() {
+		if other != is && other.Push.matches(presented) {
+			return verify.CodeAccessDenied, "This credential is not allowed to send SETs for this issuer."
+		}
+	}
+	return verify.CodeAuthenticationFailed, "The bearer credential is not valid."
+}

@@ -1,0 +1,28 @@
+// Package verify decides whether a Security Event Token is acceptable.
+//
+// It is a pure library: bytes and an issuer's configuration go in, a
+// verified [SET] or an [*Error] carrying its RFC 8935 error code comes out.
+// It never talks to NATS or HTTP clients other than the issuer's JWKS
+// endpoint.
+//
+// # Pipeline
+//
+// [Verifier.Verify] runs the checks of RFC 8417, RFC 8725 and the OpenID
+// Shared Signals profile in this order, stopping at the first failure:
+//
+//  1. compact JWS shape, strict base64url, UTF-8 JSON objects without
+//     duplicate member names (invalid_request);
+//  2. header: typ (ssf profile), crit, alg on the issuer's allow-list
+//     (invalid_request / invalid_key);
+//  3. iss equals the configured issuer (invalid_issuer);
+//  4. key from the issuer's JWKS by kid, one rate-limited refresh on an
+//     unknown kid, key alg/use/type fit the token, signature verifies
+//     (invalid_key);
+//  5. aud names one of the configured audiences (invalid_audience);
+//  6. claim structure, profile rules, subject identifiers and known
+//     CAEP/RISC/SSF event payloads (invalid_request);
+//  7. verification event state (invalid_state).
+//
+// Keys come only from the configured jwks_uri: the jku, x5u, x5c and jwk
+// headers are never followed.
+package verify
