@@ -236,7 +236,7 @@ func TestJWKSAtSizeLimit(t *testing.T) {
 	wantCode(t, v, signES256(t, a), "")
 }
 
-// TestJWKSBadKeySkipped documents how one unusable key affects the set:
+// TestJWKSUnsupportedKeySkipped documents how one unusable key affects the set:
 // a key of an unsupported type is skipped, the others still load.
 func TestJWKSUnsupportedKeySkipped(t *testing.T) {
 	t.Parallel()
