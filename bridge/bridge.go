@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 		b.url = embeddedClientURL(b.srv)
 		opts = append(opts, nats.InProcessServer(b.srv))
 	} else {
-		authOpts, err := authOptions(cfg)
+		authOpts, err := cfg.AuthOptions()
 		if err != nil {
 			return nil, err
 		}
@@ -106,8 +106,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	return b, nil
 }
 
-// authOptions turns the auth and TLS files of cfg into connect options.
-func authOptions(cfg Config) ([]nats.Option, error) {
+// AuthOptions turns the credential and TLS files of cfg into NATS connect
+// options; every setgate client of NATS (serve, tail) connects with them.
+func (cfg Config) AuthOptions() ([]nats.Option, error) {
+	if cfg.CredsFile != "" && cfg.NKeyFile != "" {
+		return nil, errors.New("bridge: set a NATS creds file or an nkey file, not both")
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("bridge: NATS client certificate and key files must be set together")
+	}
 	var opts []nats.Option
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

@@ -6,6 +6,9 @@
 //
 //	setgate [serve]     run the gateway (configured by SETGATE_* variables)
 //	setgate demo        gateway + embedded NATS + a built-in transmitter
+//	setgate verify      run the gateway's verification of one SET
+//	setgate send        sign a SET with a key file and push it
+//	setgate tail        print the events arriving on the stream
 //	setgate version     print the version
 //
 // Run "setgate --help" for every variable and its default.
@@ -73,6 +76,12 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 		return serve(ctx, s, vars, log, nil)
 	case "demo":
 		return demo(ctx, args, vars, stdout, stderr)
+	case "verify":
+		return verifyVerb(ctx, args, vars, os.Stdin, stdout, stderr)
+	case "send":
+		return sendVerb(ctx, args, stdout, stderr)
+	case "tail":
+		return tailVerb(ctx, args, vars, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "setgate", version)
 		return nil
@@ -112,6 +121,9 @@ against each issuer's JWKS and publishes every event to NATS JetStream.
 Usage:
   setgate [serve]    run the gateway (the default)
   setgate demo       gateway + embedded NATS + a built-in transmitter, events printed
+  setgate verify     run the gateway's verification of one SET and print the verdict
+  setgate send       sign a SET with a key file and push it (a small transmitter)
+  setgate tail       print the events arriving on the stream, one line each
   setgate version    print the version
   setgate <command> --help
 

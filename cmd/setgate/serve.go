@@ -57,14 +57,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		}
 	}()
 
-	app.br, err = bridge.Open(ctx, bridge.Config{
-		URL: s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
-		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
-		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
-		Stream: s.Stream, SubjectPrefix: s.SubjectPrefix, StreamManage: s.StreamManage,
-		StreamReplicas: s.StreamReplicas, StreamMaxAge: s.StreamMaxAge, DuplicateWindow: s.DuplicateWindow,
-		PublishTimeout: s.PublishTimeout, Name: "setgate",
-	}, log)
+	app.br, err = bridge.Open(ctx, bridgeConfig(s), log)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +120,18 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 	log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
 		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(specs))
 	return app, nil
+}
+
+// bridgeConfig maps the NATS settings onto the bridge's configuration.
+func bridgeConfig(s settings) bridge.Config {
+	return bridge.Config{
+		URL: s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
+		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
+		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
+		Stream: s.Stream, SubjectPrefix: s.SubjectPrefix, StreamManage: s.StreamManage,
+		StreamReplicas: s.StreamReplicas, StreamMaxAge: s.StreamMaxAge, DuplicateWindow: s.DuplicateWindow,
+		PublishTimeout: s.PublishTimeout, Name: "setgate",
+	}
 }
 
 func serverTLS(s settings) (*tls.Config, error) {

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// verbBuffer is a bytes.Buffer safe for one writer goroutine and a
+// reading test.
+type verbBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *verbBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *verbBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// verbWaitUntil polls cond until it holds or 10s pass.
+func verbWaitUntil(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// verbStartTail runs the tail verb with args until the test ends, and waits
+// until it follows the stream.
+func verbStartTail(tb testing.TB, args []string) (stdout, stderr *verbBuffer) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr = &verbBuffer{}, &verbBuffer{}
+	var err error
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		err = tailVerb(ctx, args, map[string]string{}, stdout, stderr)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+			if err != nil {
+				tb.Errorf("tail: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			tb.Error("tail did not stop")
+		}
+	})
+	verbWaitUntil(tb, "tail to start", func() bool {
+		select {
+		case <-stopped:
+			tb.Fatalf("tail stopped early\n%s", stderr.String())
+		default:
+		}
+		return strings.Contains(stderr.String(), "following")
+	})
+	return stdout, stderr
+}
+
+// verbBridge starts an embedded NATS server with the stream.
+func verbBridge(tb testing.TB) *bridge.Bridge {
+	tb.Helper()
+	b, err := bridge.Open(context.Background(), bridge.Config{
+		EmbeddedAddr: "127.0.0.1:0", DataDir: tb.TempDir(), StreamManage: true, DuplicateWindow: time.Minute,
+	}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
+}
+
+func verbSET(jti, eventType, payload string) *verify.SET {
+	return &verify.SET{
+		Raw: "e30.e30.c2ln", Iss: "https://idp.acme.example/", JTI: jti, IAT: "1700000000",
+		Aud:    []string{verbAudience},
+		SubID:  json.RawMessage(`{"format":"email","email":"alice@acme.example"}`),
+		Events: []verify.Event{{Type: eventType, Payload: json.RawMessage(payload)}},
+	}
+}
+
+const (
+	verbSessionRevoked  = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	verbAccountDisabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+)
+
+func TestTailVerb(t *testing.T) {
+	publish := func(t *testing.T, b *bridge.Bridge, set *verify.SET) {
+		t.Helper()
+		if _, err := b.PublishSET(t.Context(), "acme", nil, set, bridge.DeliveryPush, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		before func(t *testing.T, b *bridge.Bridge) // publishes before tail starts
+		after  func(t *testing.T, b *bridge.Bridge) // publishes once tail follows
+		want   string                               // a line with this appears
+		check  func(t *testing.T, out string)
+	}{
+		{
+			name: "new events, one line each",
+			after: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-1", verbSessionRevoked, `{"initiating_entity":"policy"}`))
+			},
+			want: "2026-01-02T03:04:05Z  secevent.caep.session-revoked.acme  acme  jti=jti-1  alice@acme.example  initiating_entity=policy",
+		},
+		{
+			name: "json envelopes",
+			args: []string{"--json"},
+			after: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-2", verbAccountDisabled, `{"reason":"hijacking"}`))
+			},
+			want: `"jti":"jti-2"`,
+			check: func(t *testing.T, out string) {
+				var env bridge.Envelope
+				if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &env); err != nil {
+					t.Fatalf("want one JSON envelope per line, got %v\n%s", err, out)
+				}
+				if env.Issuer != "acme" || env.JTI != "jti-2" || env.EventType != verbAccountDisabled || string(env.Event) != `{"reason":"hijacking"}` {
+					t.Errorf("want the full envelope, got %+v", env)
+				}
+			},
+		},
+		{
+			name: "all from the start",
+			args: []string{"--all"},
+			before: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-old", verbSessionRevoked, `{}`))
+			},
+			want: "jti=jti-old",
+		},
+		{
+			name: "new only by default",
+			before: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-old", verbSessionRevoked, `{}`))
+			},
+			after: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-new", verbSessionRevoked, `{}`))
+			},
+			want: "jti=jti-new",
+			check: func(t *testing.T, out string) {
+				if strings.Contains(out, "jti-old") {
+					t.Errorf("want only new events, got\n%s", out)
+				}
+			},
+		},
+		{
+			name: "subject filter",
+			args: []string{"secevent.risc.>"},
+			after: func(t *testing.T, b *bridge.Bridge) {
+				publish(t, b, verbSET("jti-caep", verbSessionRevoked, `{}`))
+				publish(t, b, verbSET("jti-risc", verbAccountDisabled, `{"reason":"bulk-account"}`))
+			},
+			want: "secevent.risc.account-disabled.acme  acme  jti=jti-risc  alice@acme.example  reason=bulk-account",
+			check: func(t *testing.T, out string) {
+				if strings.Contains(out, "jti-caep") {
+					t.Errorf("want only risc events, got\n%s", out)
+				}
+			},
+		},
+		{
+			name: "rejections",
+			args: []string{"--rejected"},
+			after: func(t *testing.T, b *bridge.Bridge) {
+				b.PublishRejection("acme", "invalid_key", "The signature does not verify with the issuer's key.", "jti-bad",
+					bridge.DeliveryPush, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			},
+			want: "2026-01-02T03:04:05Z  setgate.rejected.acme  acme  jti=jti-bad  REJECTED invalid_key: The signature does not verify with the issuer's key.",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := verbBridge(t)
+			if tt.before != nil {
+				tt.before(t, b)
+			}
+			stdout, _ := verbStartTail(t, append([]string{"--server", b.ClientURL()}, tt.args...))
+			if tt.after != nil {
+				tt.after(t, b)
+			}
+			verbWaitUntil(t, fmt.Sprintf("a line with %q", tt.want), func() bool { return strings.Contains(stdout.String(), tt.want) })
+			if tt.check != nil {
+				tt.check(t, stdout.String())
+			}
+		})
+	}
+}
+
+func TestTailVerbErrors(t *testing.T) {
+	b := verbBridge(t)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no such stream", []string{"--server", b.ClientURL(), "--stream", "NOPE"}, `stream "NOPE" not found`},
+		{"no server", []string{"--server", "nats://127.0.0.1:1"}, "connect to NATS"},
+		{"two subjects", []string{"a.>", "b.>"}, "at most one subject"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tailVerb(t.Context(), tt.args, map[string]string{}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("want an error with %q, got %v", tt.wantErr, err)
+			}
+		})
+	}
+}
+
+func TestSubjectSummary(t *testing.T) {
+	tests := []struct {
+		subID, sub, want string
+	}{
+		{`{"format":"email","email":"a@x.example"}`, "", "a@x.example"},
+		{`{"format":"phone_number","phone_number":"+12065550100"}`, "", "+12065550100"},
+		{`{"format":"iss_sub","iss":"https://idp/","sub":"u1"}`, "", "u1 (iss https://idp/)"},
+		{`{"format":"opaque","id":"11112222"}`, "", "id=11112222"},
+		{`{"format":"account","uri":"acct:a@x.example"}`, "", "acct:a@x.example"},
+		{`{"format":"aliases","identifiers":[{"format":"email","email":"b@x.example"}]}`, "", "b@x.example"},
+		{`{"user":{"format":"email","email":"c@x.example"},"device":{"format":"opaque","id":"d1"}}`, "", "device=id=d1 user=c@x.example"},
+		{``, "plain-sub", "sub=plain-sub"},
+		{`{"format":"future"}`, "", "format=future"},
+	}
+	for _, tt := range tests {
+		if got := subjectSummary(json.RawMessage(tt.subID), tt.sub); got != tt.want {
+			t.Errorf("subjectSummary(%s, %q): want %q, got %q", tt.subID, tt.sub, tt.want, got)
+		}
+	}
+}
+
+func TestDefaultTailURL(t *testing.T) {
+	tests := []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{}, "nats://127.0.0.1:4222"},
+		{map[string]string{"SETGATE_NATS_URL": "nats://a:4222,nats://b:4222"}, "nats://a:4222,nats://b:4222"},
+		{map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": ":5222"}, "nats://127.0.0.1:5222"},
+		{map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0"}, "nats://127.0.0.1:4222"},
+	}
+	for _, tt := range tests {
+		s, err := loadSettings(tt.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := defaultTailURL(s); got != tt.want {
+			t.Errorf("%v: want %q, got %q", tt.vars, tt.want, got)
+		}
+	}
+}
+
+// TestVerbsEndToEnd runs the real gateway, generates a transmitter key with
+// send --gen-key, pushes with send, and sees the event with tail.
+func TestVerbsEndToEnd(t *testing.T) {
+	keyPath, jwks := verbGenKey(t)
+	rec := newVerbPushRecorder(t, http.StatusAccepted, "") // only its JWKS is used
+	rec.setJWKS(jwks)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("push-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issuers := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuers, []byte(fmt.Sprintf(`issuers:
+  - name: acme
+    issuer: https://tx.example/
+    audience: [%s]
+    jwks_uri: %s/jwks
+    algorithms: [ES256]
+    push:
+      bearer_token_file: %s
+`, verbAudience, rec.srv.URL, tokenFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
+		"SETGATE_DATA_DIR": filepath.Join(dir, "data"), "SETGATE_ISSUERS_FILE": issuers,
+	}
+	s, err := loadSettings(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *gatewayApp, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *gatewayApp) { ready <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	var app *gatewayApp
+	select {
+	case app = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+
+	tailOut, _ := verbStartTail(t, []string{"--server", app.br.ClientURL(), "--rejected"})
+	send := func(extra ...string) (string, error) {
+		var out bytes.Buffer
+		err := sendVerb(t.Context(), append([]string{"--to", app.pushURL + "/events/acme", "--key", keyPath, "--token-file", tokenFile,
+			"--iss", "https://tx.example/", "--email", "bob@acme.example"}, extra...), &out, io.Discard)
+		return out.String(), err
+	}
+	out, err := send("--aud", verbAudience, "--event", "caep.credential-change", "--payload", `{"credential_type":"fido2-roaming","change_type":"create"}`, "--jti", "e2e-1")
+	if err != nil || out != "HTTP/1.1 202 Accepted\n" {
+		t.Fatalf("send: want 202, got %v %q", err, out)
+	}
+	verbWaitUntil(t, "the event in tail", func() bool {
+		return strings.Contains(tailOut.String(), "secevent.caep.credential-change.acme  acme  jti=e2e-1  bob@acme.example  change_type=create  credential_type=fido2-roaming")
+	})
+
+	out, err = send("--aud", "https://elsewhere.example/", "--jti", "e2e-2")
+	if err == nil || !strings.Contains(out, "400 Bad Request") || !strings.Contains(err.Error(), "invalid_audience") {
+		t.Fatalf("send: want 400 invalid_audience, got %v %q", err, out)
+	}
+	verbWaitUntil(t, "the rejection in tail", func() bool {
+		return strings.Contains(tailOut.String(), "setgate.rejected.acme  acme  jti=e2e-2  REJECTED invalid_audience")
+	})
+}

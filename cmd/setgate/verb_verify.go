@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// verifyVerb runs "setgate verify": the gateway's verification of one SET
+// for one issuer of the issuers file (the same loadIssuers, the same
+// verify.Options from the SETGATE_* variables), without NATS, and prints
+// the verdict. An accepted SET returns nil; a rejected one an error, so the
+// exit status is 0 or 1.
+func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newVerbFlagSet("verify", "[flags] [token|-]", stdout,
+		"Run the gateway's verification of one SET (the argument, or stdin when it is - or absent)\n"+
+			"and print the verdict: the RFC 8935 code and description, the decoded header and claims,\n"+
+			"and each event with the subject it would be published on. Exit status 0: accepted, 1: not.\n"+
+			"The issuers file is loaded as serve loads it, so the issuer's push secret must be readable.",
+		"ISSUERS_FILE", "SUBJECT_PREFIX", "MAX_BODY_BYTES", "JWKS_FETCH_TIMEOUT", "JWKS_REFRESH_INTERVAL",
+		"JWKS_MIN_REFRESH_INTERVAL", "LOG_LEVEL", "LOG_FORMAT")
+	issuersPath := fs.String("issuers", "", "issuers file (default $SETGATE_ISSUERS_FILE)")
+	name := fs.String("issuer", "", "name of the issuer in the file (may be left out when the file has one issuer)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		fs.Usage()
+		return fmt.Errorf("verify: want at most one token argument, got %d", len(pos))
+	}
+	s, err := loadSettings(vars)
+	if err != nil {
+		return err
+	}
+	path := *issuersPath
+	if path == "" {
+		path = s.IssuersFile
+	}
+	if path == "" {
+		return errors.New("verify: name the issuers file with --issuers or SETGATE_ISSUERS_FILE")
+	}
+	specs, err := loadIssuers(path, vars)
+	if err != nil {
+		return err
+	}
+	spec, err := pickIssuer(specs, *name)
+	if err != nil {
+		return err
+	}
+	subjects, err := bridge.NewSubjects(s.SubjectPrefix)
+	if err != nil {
+		return err
+	}
+	raw, err := readToken(pos, stdin, s.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+
+	vd := verdict{Issuer: spec.Name, Events: []verdictEvent{}}
+	switch {
+	case len(raw) == 0: // as the gateway answers an empty push body
+		vd.Code, vd.Description = verify.CodeInvalidRequest, "The request body is empty; it must be the SET."
+	case int64(len(raw)) > s.MaxBodyBytes: // as the gateway answers 413
+		vd.Code, vd.Description = verify.CodeInvalidRequest, "The SET is larger than this receiver accepts."
+	default:
+		v, err := verify.New(ctx, spec.Verify, verify.Options{
+			FetchTimeout:       s.JWKSFetchTimeout,
+			RefreshInterval:    s.JWKSRefresh,
+			MinRefreshInterval: s.JWKSMinRefresh,
+			Logger:             newLogger(s, stderr).With("issuer", spec.Name),
+		})
+		if err != nil {
+			return err
+		}
+		set, err := v.Verify(ctx, raw)
+		ks := v.KeyStatus(ctx)
+		v.Close()
+		vd.fill(spec, subjects, raw, set, err)
+		vd.JWKS = &ks
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(vd); err != nil {
+			return err
+		}
+	} else {
+		vd.printText(stdout)
+	}
+	if !vd.Accepted {
+		return fmt.Errorf("verify: SET rejected: %s: %s", vd.Code, vd.Description)
+	}
+	return nil
+}
+
+// pickIssuer returns the issuer called name, or the only one when name is
+// empty.
+func pickIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
+	names := make([]string, len(specs))
+	for i, sp := range specs {
+		if sp.Name == name || name == "" && len(specs) == 1 {
+			return sp, nil
+		}
+		names[i] = sp.Name
+	}
+	if name == "" {
+		return issuerSpec{}, fmt.Errorf("verify: --issuer is required; the file has %s", strings.Join(names, ", "))
+	}
+	return issuerSpec{}, fmt.Errorf("verify: no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
+}
+
+// readToken returns the SET from the single argument, or from stdin when
+// the argument is "-" or absent, reading at most limit+1 bytes so an
+// oversized SET can be reported as the gateway would.
+func readToken(pos []string, stdin io.Reader, limit int64) ([]byte, error) {
+	if len(pos) == 1 && pos[0] != "-" {
+		return []byte(strings.TrimSpace(pos[0])), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("verify: read the SET from stdin: %w", err)
+	}
+	return bytes.TrimSpace(b), nil
+}
+
+// verdict is what "setgate verify" prints; with --json exactly this object.
+type verdict struct {
+	Accepted    bool        `json:"accepted"`
+	Issuer      string      `json:"issuer"`
+	Code        verify.Code `json:"code"`
+	Description string      `json:"description"`
+	// Cause is the internal cause of a rejection (what the gateway logs,
+	// never sends), e.g. why the JWKS could not be fetched.
+	Cause string `json:"cause,omitempty"`
+	JTI   string `json:"jti,omitempty"`
+	// JWKS is the issuer's key cache after the verification: how many
+	// keys were fetched and the last fetch error, if any.
+	JWKS     *verify.KeyStatus `json:"jwks,omitempty"`
+	Header   json.RawMessage   `json:"header"`
+	Claims   json.RawMessage   `json:"claims"`
+	Events   []verdictEvent    `json:"events"`
+	Warnings []string          `json:"warnings,omitempty"`
+}
+
+// verdictEvent is one event of the SET with the subject it gets.
+type verdictEvent struct {
+	Type    string          `json:"type"`
+	Subject string          `json:"subject"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// fill records the outcome of verifying raw: the decoded parts (best
+// effort, so a rejected SET still shows what it says) and either the
+// verified events or the rejection.
+func (vd *verdict) fill(spec issuerSpec, subjects *bridge.Subjects, raw []byte, set *verify.SET, err error) {
+	header, claims := decodeParts(string(raw))
+	vd.Header, vd.Claims = header, claims
+	if err == nil {
+		vd.Accepted = true
+		vd.JTI = set.JTI
+		vd.Warnings = set.Warnings
+		for _, ev := range set.Events {
+			vd.Events = append(vd.Events, verdictEvent{ev.Type, subjects.For(spec.Name, ev.Type, spec.Overrides), ev.Payload})
+		}
+		return
+	}
+	var ve *verify.Error
+	if errors.As(err, &ve) {
+		vd.Code, vd.Description, vd.JTI = ve.Code, ve.Description, ve.JTI
+		if ve.Err != nil {
+			vd.Cause = ve.Err.Error()
+		}
+	} else {
+		vd.Description = err.Error()
+	}
+	for _, ev := range claimEvents(claims) {
+		ev.Subject = subjects.For(spec.Name, ev.Type, spec.Overrides)
+		vd.Events = append(vd.Events, ev)
+	}
+}
+
+// decodeParts decodes the header and claims of a compact JWS leniently
+// (padding tolerated): each is its JSON, or nil when it is not readable.
+func decodeParts(raw string) (header, claims json.RawMessage) {
+	parts := strings.Split(strings.TrimSpace(raw), ".")
+	part := func(i int) json.RawMessage {
+		if i >= len(parts) {
+			return nil
+		}
+		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[i], "="))
+		if err != nil || !json.Valid(b) {
+			return nil
+		}
+		var out bytes.Buffer
+		if json.Compact(&out, b) != nil {
+			return nil
+		}
+		return out.Bytes()
+	}
+	if len(parts) < 2 {
+		return nil, nil
+	}
+	return part(0), part(1)
+}
+
+// claimEvents returns the members of the events claim in document order,
+// or nil when claims has no readable events object.
+func claimEvents(claims json.RawMessage) []verdictEvent {
+	var c struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if len(claims) == 0 || json.Unmarshal(claims, &c) != nil || len(c.Events) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Events))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var evs []verdictEvent
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return evs
+		}
+		typ, _ := t.(string)
+		var payload json.RawMessage
+		if err := dec.Decode(&payload); err != nil {
+			return evs
+		}
+		evs = append(evs, verdictEvent{Type: typ, Payload: payload})
+	}
+	return evs
+}
+
+// printText writes the verdict for people.
+func (vd *verdict) printText(w io.Writer) {
+	if vd.Accepted {
+		fmt.Fprintf(w, "ACCEPTED by issuer %s: %d event(s) would be published\n", vd.Issuer, len(vd.Events))
+	} else {
+		fmt.Fprintf(w, "REJECTED by issuer %s\n", vd.Issuer)
+		fmt.Fprintf(w, "  code:        %s\n", vd.Code)
+		fmt.Fprintf(w, "  description: %s\n", vd.Description)
+		if vd.Cause != "" {
+			fmt.Fprintf(w, "  cause:       %s\n", vd.Cause)
+		}
+	}
+	if vd.JTI != "" {
+		fmt.Fprintf(w, "  jti:         %s\n", vd.JTI)
+	}
+	if vd.JWKS != nil {
+		fmt.Fprintf(w, "  jwks:        %s: %d key(s)", vd.JWKS.URI, vd.JWKS.Keys)
+		if vd.JWKS.LastError != "" {
+			fmt.Fprintf(w, "; last fetch failed: %s", vd.JWKS.LastError)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, warn := range vd.Warnings {
+		fmt.Fprintf(w, "  warning:     %s\n", warn)
+	}
+	for _, p := range []struct {
+		title string
+		body  json.RawMessage
+	}{{"Header", vd.Header}, {"Claims", vd.Claims}} {
+		fmt.Fprintf(w, "\n%s:\n", p.title)
+		var out bytes.Buffer
+		if len(p.body) == 0 || json.Indent(&out, p.body, "  ", "  ") != nil {
+			fmt.Fprintln(w, "  (not readable)")
+			continue
+		}
+		fmt.Fprintf(w, "  %s\n", out.Bytes())
+	}
+	fmt.Fprintln(w, "\nEvents:")
+	if len(vd.Events) == 0 {
+		fmt.Fprintln(w, "  (none readable)")
+	}
+	for _, ev := range vd.Events {
+		fmt.Fprintf(w, "  %s\n", ev.Type)
+		fmt.Fprintf(w, "    subject: %s\n", ev.Subject)
+		fmt.Fprintf(w, "    payload: %s\n", compactJSON(ev.Payload))
+	}
+}
+
+func compactJSON(b json.RawMessage) string {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+// newVerbFlagSet is newFlagSet for the operator verbs: a synopsis, the
+// flags, and only the SETGATE_* variables (by suffix) the verb reads.
+func newVerbFlagSet(name, synopsis string, out io.Writer, intro string, envs ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: setgate %s %s\n\n%s\n\nFlags:\n", name, synopsis, intro)
+		fs.PrintDefaults()
+		if len(envs) > 0 {
+			fmt.Fprintln(out, "\nEnvironment:")
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			t := reflect.TypeOf(settings{})
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if !slices.Contains(envs, f.Tag.Get("env")) {
+					continue
+				}
+				def := f.Tag.Get("envDefault")
+				if def == "" {
+					def = "(empty)"
+				}
+				fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", envPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
+			}
+			_ = tw.Flush()
+		}
+	}
+	return fs
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// ("verify TOKEN --json" as well as "verify --json TOKEN") and returns the
+// positional ones; everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
