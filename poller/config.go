@@ -1,0 +1,175 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// Defaults applied by [New] to zero-valued [Config] fields.
+const (
+	DefaultMaxEvents        = 100
+	DefaultLongPollTimeout  = 30 * time.Second
+	DefaultTimeoutMargin    = 10 * time.Second
+	DefaultMinBackoff       = 500 * time.Millisecond
+	DefaultMaxBackoff       = time.Minute
+	DefaultMaxResponseBytes = 10 << 20
+	DefaultConcurrency      = 32
+	DefaultShutdownTimeout  = 5 * time.Second
+)
+
+// Intake verifies one raw SET from a source and publishes it: the single
+// verify→publish path shared with push, implemented by *bridge.Bridge. It
+// returns a *verify.Error for a rejected SET, an error wrapping
+// bridge.ErrUnavailable when the SET could not be persisted, and a nil
+// error (possibly with Result.Duplicate) when every event is stored.
+type Intake interface {
+	Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error)
+}
+
+// Lease decides which replica polls an issuer; *bridge.Lease implements
+// it. TryAcquire acquires or renews and reports whether the lease is held
+// for TTL from the start of the call (false with any error: the loop then
+// keeps an earlier term only until it would expire); Release gives it up.
+type Lease interface {
+	TryAcquire(ctx context.Context) (bool, error)
+	Release(ctx context.Context) error
+	TTL() time.Duration
+}
+
+// Config configures one poll loop.
+type Config struct {
+	// Source is the issuer: its name, verifier and subject overrides.
+	// Required.
+	Source *bridge.Source
+	// Endpoint is the transmitter's poll URL: https, or http for a
+	// loopback host. Required.
+	Endpoint string
+	// MaxEvents is sent as maxEvents in every poll (default 100).
+	MaxEvents int
+	// Auth authorizes each request; nil sends no Authorization header.
+	Auth Auth
+	// LongPollTimeout is how long the transmitter is expected to hold a
+	// long poll (agreed out of band; default 30s). Each request is given
+	// up after LongPollTimeout + TimeoutMargin.
+	LongPollTimeout time.Duration
+	// TimeoutMargin is added to LongPollTimeout for the request timeout
+	// (default 10s).
+	TimeoutMargin time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff after a
+	// failed poll (defaults 500ms and 1m): the n-th consecutive failure
+	// waits a uniformly random time in [0, min(MaxBackoff, MinBackoff·2ⁿ⁻¹)].
+	MinBackoff, MaxBackoff time.Duration
+	// MaxResponseBytes caps a poll response body (default 10 MiB).
+	MaxResponseBytes int64
+	// Concurrency is how many SETs of one batch are verified and published
+	// at once (default 32).
+	Concurrency int
+	// ShutdownTimeout bounds the acknowledge-only request sent on shutdown
+	// and the lease release (default 5s).
+	ShutdownTimeout time.Duration
+	// Lease, if set, is held while polling: the loop polls only while it
+	// holds the lease. Nil: always poll (one replica).
+	Lease Lease
+	// HTTPClient sends the polls. Nil: a client of its own that does not
+	// follow redirects (a 3xx is an error). Timeouts come from the request
+	// context, so a client Timeout is not needed.
+	HTTPClient *http.Client
+	// Logger receives the loop's log; nil discards it.
+	Logger *slog.Logger
+
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Sleep waits d or until ctx is done, returning ctx.Err() then
+	// (default: a timer).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a uniformly random number in [0, n) for n > 0
+	// (default math/rand/v2.Int64N).
+	Rand func(n int64) int64
+}
+
+// withDefaults returns c with defaults filled in, or an error naming the
+// first invalid setting.
+func (c Config) withDefaults() (Config, error) {
+	if c.Source == nil || c.Source.Name == "" || c.Source.Verifier == nil {
+		return c, errors.New("poller: a source with a name and a verifier is required")
+	}
+	if err := verify.CheckEndpointURL(c.Endpoint); err != nil {
+		return c, fmt.Errorf("poller: issuer %q: endpoint %q %w", c.Source.Name, c.Endpoint, err)
+	}
+	if c.MaxEvents < 0 || c.LongPollTimeout < 0 || c.TimeoutMargin < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0 ||
+		c.MaxResponseBytes < 0 || c.Concurrency < 0 || c.ShutdownTimeout < 0 {
+		return c, fmt.Errorf("poller: issuer %q: negative setting", c.Source.Name)
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.LongPollTimeout == 0 {
+		c.LongPollTimeout = DefaultLongPollTimeout
+	}
+	if c.TimeoutMargin == 0 {
+		c.TimeoutMargin = DefaultTimeoutMargin
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		return c, fmt.Errorf("poller: issuer %q: max backoff %v is less than min backoff %v", c.Source.Name, c.MaxBackoff, c.MinBackoff)
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Lease != nil && c.Lease.TTL() <= 0 {
+		return c, fmt.Errorf("poller: issuer %q: lease TTL must be positive", c.Source.Name)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Int64N
+	}
+	return c, nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

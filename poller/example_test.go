@@ -1,0 +1,52 @@
+package poller_test
+
+import (
+	"context"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/poller"
+)
+
+// One poll loop per issuer with a poll block: the bridge is the intake,
+// the lease makes one replica poll, and the signal context stops it.
+func ExampleLoop_Run() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	log := slog.Default()
+	br, err := bridge.Open(ctx, bridge.Config{URL: "nats://127.0.0.1:4222", StreamManage: true}, log)
+	if err != nil {
+		log.Error("nats", "err", err)
+		return
+	}
+	defer br.Close(context.Background())
+	var src *bridge.Source // the issuer's name, verifier and subject overrides, as for push
+
+	lease, err := br.Lease(ctx, "poll.acme", bridge.NewHolderID(), 15*time.Second)
+	if err != nil {
+		log.Error("lease", "err", err)
+		return
+	}
+	loop, err := poller.New(poller.Config{
+		Source:    src,
+		Endpoint:  "https://idp.acme.example/ssf/poll/123",
+		MaxEvents: 100,
+		Auth: poller.OAuth2ClientCredentials(clientcredentials.Config{
+			ClientID: "setgate", ClientSecret: "…", TokenURL: "https://idp.acme.example/oauth/token", Scopes: []string{"ssf.read"},
+		}),
+		Lease:  lease,
+		Logger: log,
+	}, br)
+	if err != nil {
+		log.Error("poller", "err", err)
+		return
+	}
+	if err := loop.Run(ctx); err != nil { // returns after the final acknowledgement
+		log.Warn("poll stopped", "err", err)
+	}
+}
