@@ -54,8 +54,18 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 	defer rogue.Close()
 
-	acmeToken, globexToken := randomToken(), randomToken()
-	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken} {
+	initech, err := transmitter.New(transmitter.Options{Alg: "EdDSA", Audience: "https://setgate.demo/"})
+	if err != nil {
+		return err
+	}
+	defer initech.Close()
+	acmeToken, globexToken, pollToken := randomToken(), randomToken(), randomToken()
+	pollServer, err := transmitter.NewPollServer(transmitter.PollOptions{Bearer: pollToken, Hold: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer pollServer.Close()
+	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken, "initech.token": pollToken} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(tok+"\n"), 0o600); err != nil {
 			return err
 		}
@@ -75,8 +85,18 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
     algorithms: [RS256]
     push:
       bearer_token_file: %s
+  - name: initech-poll
+    issuer: %s
+    audience: [https://setgate.demo/]
+    jwks_uri: %s
+    algorithms: [EdDSA]
+    poll:
+      endpoint: %s
+      long_poll_timeout: 2s
+      bearer_token_file: %s
 `, acme.Issuer(), acme.JWKSURL(), filepath.Join(dir, "acme.token"),
-		globex.Issuer(), globex.JWKSURL(), filepath.Join(dir, "globex.token"))
+		globex.Issuer(), globex.JWKSURL(), filepath.Join(dir, "globex.token"),
+		initech.Issuer(), initech.JWKSURL(), pollServer.URL(), filepath.Join(dir, "initech.token"))
 	issuersPath := filepath.Join(dir, "issuers.yaml")
 	if err := os.WriteFile(issuersPath, []byte(issuersYAML), 0o600); err != nil {
 		return err
@@ -141,14 +161,15 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 
 	out.printf("setgate demo: push receiver %s, admin %s, NATS %s (stream %s)\n",
 		app.pushURL, "http://"+app.adminLn.Addr().String(), app.br.ClientURL(), s.Stream)
-	out.printf("Two transmitters push CAEP and RISC events; some SETs are bad on purpose. Ctrl-C stops.\n")
+	out.printf("Two transmitters push CAEP and RISC events and setgate polls a third (RFC 8936);\nsome SETs are bad on purpose. Ctrl-C stops.\n")
 	out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s\n\n", s.SubjectPrefix, app.br.ClientURL())
 
 	script := demoScript(acme, globex, rogue, acmeToken, globexToken)
+	script = append(script[:3], append(pollSteps(initech, pollServer), script[3:]...)...)
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for i := 0; (*count == 0 || i < *count) && ctx.Err() == nil; i++ {
-		script[i%len(script)].push(ctx, out, app.pushURL)
+		script[i%len(script)].run(ctx, out, app.pushURL)
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -163,7 +184,12 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	return <-done
 }
 
-// demoStep is one push of the demo's script.
+// demoAction is one step of the demo's script.
+type demoAction interface {
+	run(ctx context.Context, out *printer, base string)
+}
+
+// demoStep is one push.
 type demoStep struct {
 	from   *transmitter.Transmitter
 	issuer string
@@ -172,7 +198,39 @@ type demoStep struct {
 	token  func() string
 }
 
-func (d demoStep) push(ctx context.Context, out *printer, base string) {
+// pollStep queues one SET at the poll transmitter for setgate to fetch.
+type pollStep func(out *printer)
+
+func (p pollStep) run(_ context.Context, out *printer, _ string) { p(out) }
+
+// pollSteps queue SETs at the poll transmitter: a good one and a bad one
+// (wrong audience), which setgate reports back in setErrs.
+func pollSteps(t *transmitter.Transmitter, ps *transmitter.PollServer) []demoAction {
+	queue := func(what string, claims func() map[string]any) demoAction {
+		return pollStep(func(out *printer) {
+			c := claims()
+			tok, err := t.Sign(c)
+			if err != nil {
+				panic(err) // in-memory signing with a fresh key cannot fail
+			}
+			ps.Enqueue(c["jti"].(string), tok)
+			acked, errs := ps.Acked(), ps.Errors()
+			out.printf("⇠ %-11s %-44s queued for poll (so far: %d acked, %d in setErrs)\n", "initech-poll", what, len(acked), len(errs))
+		})
+	}
+	return []demoAction{
+		queue("credential-change (judy, password)", func() map[string]any {
+			return t.Claims(transmitter.CredentialChange, map[string]any{"credential_type": "password", "change_type": "update"}, "judy@initech.example")
+		}),
+		queue("session-revoked for another audience", func() map[string]any {
+			c := t.Claims(transmitter.SessionRevoked, nil, "mallory@initech.example")
+			c["aud"] = "https://someone-else.example/"
+			return c
+		}),
+	}
+}
+
+func (d demoStep) run(ctx context.Context, out *printer, base string) {
 	resp, err := d.from.Push(ctx, base+"/events/"+d.issuer, d.bearer, d.token())
 	if err != nil {
 		if ctx.Err() == nil {
@@ -191,7 +249,7 @@ func (d demoStep) push(ctx context.Context, out *printer, base string) {
 	out.printf("→ %-11s %-44s %s\n", d.issuer, d.what, verdict)
 }
 
-func demoScript(acme, globex, rogue *transmitter.Transmitter, acmeToken, globexToken string) []demoStep {
+func demoScript(acme, globex, rogue *transmitter.Transmitter, acmeToken, globexToken string) []demoAction {
 	signed := func(t *transmitter.Transmitter, c map[string]any) string {
 		tok, err := t.Sign(c)
 		if err != nil {
@@ -207,33 +265,33 @@ func demoScript(acme, globex, rogue *transmitter.Transmitter, acmeToken, globexT
 		"initiating_entity": "policy", "reason_admin": map[string]any{"en": "Landspeed policy violation"},
 		"event_timestamp": time.Now().Unix(),
 	}, "alice@acme.example")
-	return []demoStep{
-		{acme, "acme-idp", acmeToken, "session-revoked (alice)", func() string { lastSET = revoked(); return lastSET }},
-		{acme, "acme-idp", acmeToken, "credential-change (bob, fido2)", event(acme, transmitter.CredentialChange, map[string]any{
+	return []demoAction{
+		demoStep{acme, "acme-idp", acmeToken, "session-revoked (alice)", func() string { lastSET = revoked(); return lastSET }},
+		demoStep{acme, "acme-idp", acmeToken, "credential-change (bob, fido2)", event(acme, transmitter.CredentialChange, map[string]any{
 			"credential_type": "fido2-roaming", "change_type": "create", "friendly_name": "Bob's security key",
 		}, "bob@acme.example")},
-		{globex, "globex-risc", globexToken, "account-disabled (carol, hijacking)", event(globex, transmitter.AccountDisabled, map[string]any{
+		demoStep{globex, "globex-risc", globexToken, "account-disabled (carol, hijacking)", event(globex, transmitter.AccountDisabled, map[string]any{
 			"reason": "hijacking",
 		}, "carol@globex.example")},
-		{acme, "acme-idp", acmeToken, "same session-revoked again (retry)", func() string { return lastSET }},
-		{acme, "acme-idp", acmeToken, "SET for another audience", func() string {
+		demoStep{acme, "acme-idp", acmeToken, "same session-revoked again (retry)", func() string { return lastSET }},
+		demoStep{acme, "acme-idp", acmeToken, "SET for another audience", func() string {
 			c := acme.Claims(transmitter.SessionRevoked, nil, "dave@acme.example")
 			c["aud"] = "https://someone-else.example/"
 			return signed(acme, c)
 		}},
-		{acme, "acme-idp", acmeToken, "device-compliance-change (erin)", event(acme, transmitter.DeviceCompliance, map[string]any{
+		demoStep{acme, "acme-idp", acmeToken, "device-compliance-change (erin)", event(acme, transmitter.DeviceCompliance, map[string]any{
 			"previous_status": "compliant", "current_status": "not-compliant",
 		}, "erin@acme.example")},
-		{rogue, "acme-idp", acmeToken, "SET signed with a key acme never published", func() string {
+		demoStep{rogue, "acme-idp", acmeToken, "SET signed with a key acme never published", func() string {
 			c := rogue.Claims(transmitter.SessionRevoked, nil, "frank@acme.example")
 			c["iss"] = acme.Issuer()
 			return signed(rogue, c)
 		}},
-		{acme, "acme-idp", acmeToken, "credential-change without change_type", event(acme, transmitter.CredentialChange, map[string]any{
+		demoStep{acme, "acme-idp", acmeToken, "credential-change without change_type", event(acme, transmitter.CredentialChange, map[string]any{
 			"credential_type": "password",
 		}, "grace@acme.example")},
-		{globex, "acme-idp", globexToken, "globex's credential on acme's endpoint", event(globex, transmitter.SessionRevoked, nil, "heidi@globex.example")},
-		{acme, "acme-idp", "wrong-token", "wrong bearer token", event(acme, transmitter.SessionRevoked, nil, "ivan@acme.example")},
+		demoStep{globex, "acme-idp", globexToken, "globex's credential on acme's endpoint", event(globex, transmitter.SessionRevoked, nil, "heidi@globex.example")},
+		demoStep{acme, "acme-idp", "wrong-token", "wrong bearer token", event(acme, transmitter.SessionRevoked, nil, "ivan@acme.example")},
 	}
 }
 
@@ -252,6 +310,7 @@ func (p *printer) printf(format string, args ...any) {
 func (p *printer) event(m jetstream.Msg) {
 	var env struct {
 		Issuer    string          `json:"issuer"`
+		Delivery  string          `json:"delivery"`
 		JTI       string          `json:"jti"`
 		SubID     json.RawMessage `json:"sub_id"`
 		EventType string          `json:"event_type"`
@@ -273,13 +332,13 @@ func (p *printer) event(m jetstream.Msg) {
 			facts = append(facts, fmt.Sprintf("%s=%v", k, v))
 		}
 	}
-	p.printf("  ✓ stored #%-3d %-46s %s %s\n", seq, m.Subject(), sub.Email, strings.Join(facts, " "))
+	p.printf("  ✓ stored #%-3d %-46s %s %s [%s]\n", seq, m.Subject(), sub.Email, strings.Join(facts, " "), env.Delivery)
 }
 
 func (p *printer) rejection(m *nats.Msg) {
-	var r struct{ Code, Description string }
+	var r struct{ Code, Description, Delivery string }
 	_ = json.Unmarshal(m.Data, &r)
-	p.printf("  ✗ announced on %-40s %s\n", m.Subject, r.Code)
+	p.printf("  ✗ announced on %-40s %s [%s]\n", m.Subject, r.Code, r.Delivery)
 }
 
 func randomToken() string {

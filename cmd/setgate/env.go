@@ -42,6 +42,7 @@ type settings struct {
 	JWKSFetchTimeout  time.Duration `env:"JWKS_FETCH_TIMEOUT" envDefault:"5s" help:"bound on one JWKS fetch"`
 	JWKSRefresh       time.Duration `env:"JWKS_REFRESH_INTERVAL" envDefault:"1h" help:"periodic JWKS refresh"`
 	JWKSMinRefresh    time.Duration `env:"JWKS_MIN_REFRESH_INTERVAL" envDefault:"30s" help:"least time between refreshes caused by unknown kids"`
+	PollLeaseTTL      time.Duration `env:"POLL_LEASE_TTL" envDefault:"15s" help:"poll lease lifetime: a replica that dies is replaced within this"`
 	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"graceful drain bound"`
@@ -96,6 +97,9 @@ func (s *settings) validate() error {
 	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		return fmt.Errorf("environment: SETGATE_TLS_CERT_FILE and SETGATE_TLS_KEY_FILE go together")
+	}
+	if s.PollLeaseTTL < time.Second {
+		return fmt.Errorf("environment: SETGATE_POLL_LEASE_TTL must be at least 1s")
 	}
 	if s.TLSClientCAFile != "" && s.TLSCertFile == "" {
 		return fmt.Errorf("environment: SETGATE_TLS_CLIENT_CA_FILE needs SETGATE_TLS_CERT_FILE")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/verify"
@@ -31,7 +32,7 @@ type issuerEntry struct {
 	MaxClockSkew      string       `yaml:"max_clock_skew"`
 	PayloadValidation string       `yaml:"payload_validation"`
 	Push              *pushBlock   `yaml:"push"`
-	Poll              *yaml.Node   `yaml:"poll"`
+	Poll              *pollBlock   `yaml:"poll"`
 	Stream            *yaml.Node   `yaml:"stream"`
 	Events            *eventsBlock `yaml:"events"`
 }
@@ -39,6 +40,23 @@ type issuerEntry struct {
 type pushBlock struct {
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	BearerTokenEnv  string `yaml:"bearer_token_env"`
+}
+
+type pollBlock struct {
+	Endpoint        string       `yaml:"endpoint"`
+	MaxEvents       int          `yaml:"max_events"`
+	LongPollTimeout string       `yaml:"long_poll_timeout"`
+	BearerTokenFile string       `yaml:"bearer_token_file"`
+	BearerTokenEnv  string       `yaml:"bearer_token_env"`
+	OAuth2          *oauth2Block `yaml:"oauth2"`
+}
+
+type oauth2Block struct {
+	TokenURL         string   `yaml:"token_url"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	ClientSecretEnv  string   `yaml:"client_secret_env"`
+	Scopes           []string `yaml:"scopes"`
 }
 
 type eventsBlock struct {
@@ -61,12 +79,23 @@ func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// issuerSpec is one validated issuer, secrets resolved.
+// issuerSpec is one validated issuer, secrets resolved. Two specs that
+// are reflect.DeepEqual configure the same issuer.
 type issuerSpec struct {
 	Name      string
 	Verify    verify.Config
 	PushToken string // bare bearer token; empty: no push
+	Poll      *pollSpec
 	Overrides map[string]string
+}
+
+// pollSpec is a validated poll block.
+type pollSpec struct {
+	Endpoint        string
+	MaxEvents       int
+	LongPollTimeout time.Duration
+	Bearer          string                    // static bearer token, or
+	OAuth2          *clientcredentials.Config // client credentials
 }
 
 // defaultAlgorithms is used when an issuer lists none.
@@ -139,9 +168,6 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	if e.Discovery {
 		return issuerSpec{}, errors.New("discovery: SSF discovery is not supported by this version; set jwks_uri")
 	}
-	if e.Poll != nil {
-		return issuerSpec{}, errors.New("poll: poll delivery is not supported by this version; use push")
-	}
 	if e.Stream != nil {
 		return issuerSpec{}, errors.New("stream: SSF stream management is not supported by this version")
 	}
@@ -175,14 +201,23 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 		return spec, err
 	}
 	spec.Verify = cfg
-	if e.Push == nil {
-		return spec, errors.New("push: is required (it names the transmitter's bearer token)")
+	if e.Push == nil && e.Poll == nil {
+		return spec, errors.New("push or poll: one is required (how SETs reach setgate)")
 	}
-	token, err := secret("push", e.Push.BearerTokenFile, e.Push.BearerTokenEnv, vars, readFile)
-	if err != nil {
-		return spec, err
+	if e.Push != nil {
+		token, err := secret("push", e.Push.BearerTokenFile, e.Push.BearerTokenEnv, vars, readFile)
+		if err != nil {
+			return spec, err
+		}
+		spec.PushToken = token
 	}
-	spec.PushToken = token
+	if e.Poll != nil {
+		p, err := e.Poll.resolve(vars, readFile)
+		if err != nil {
+			return spec, err
+		}
+		spec.Poll = p
+	}
 	if e.Events != nil {
 		for typ, subj := range e.Events.Subjects {
 			if err := bridge.ValidateOverride(subj); err != nil {
@@ -194,30 +229,84 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	return spec, nil
 }
 
+func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (*pollSpec, error) {
+	if b.Endpoint == "" {
+		return nil, errors.New("poll.endpoint: is required")
+	}
+	if err := verify.CheckEndpointURL(b.Endpoint); err != nil {
+		return nil, fmt.Errorf("poll.endpoint: %w", err)
+	}
+	if b.MaxEvents < 0 {
+		return nil, errors.New("poll.max_events: must not be negative")
+	}
+	p := &pollSpec{Endpoint: b.Endpoint, MaxEvents: b.MaxEvents}
+	if b.LongPollTimeout != "" {
+		d, err := time.ParseDuration(b.LongPollTimeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("poll.long_poll_timeout: %q is not a positive duration like 30s", b.LongPollTimeout)
+		}
+		p.LongPollTimeout = d
+	}
+	hasBearer := b.BearerTokenFile != "" || b.BearerTokenEnv != ""
+	switch {
+	case hasBearer && b.OAuth2 != nil:
+		return nil, errors.New("poll: set a bearer token or oauth2, not both")
+	case b.OAuth2 != nil:
+		o := b.OAuth2
+		if o.TokenURL == "" {
+			return nil, errors.New("poll.oauth2.token_url: is required")
+		}
+		if err := verify.CheckEndpointURL(o.TokenURL); err != nil {
+			return nil, fmt.Errorf("poll.oauth2.token_url: %w", err)
+		}
+		if o.ClientID == "" {
+			return nil, errors.New("poll.oauth2.client_id: is required")
+		}
+		sec, err := secretValue("poll.oauth2.client_secret", o.ClientSecretFile, o.ClientSecretEnv, vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		p.OAuth2 = &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: sec, TokenURL: o.TokenURL, Scopes: o.Scopes}
+	default:
+		tok, err := secret("poll", b.BearerTokenFile, b.BearerTokenEnv, vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		p.Bearer = tok
+	}
+	return p, nil
+}
+
 // secret reads a bearer token named by exactly one of a *_file path or an
 // *_env variable name. The value is never logged.
 func secret(block, file, envName string, vars map[string]string, readFile func(string) ([]byte, error)) (string, error) {
+	return secretValue(block+".bearer_token", file, envName, vars, readFile)
+}
+
+// secretValue reads the secret named key from exactly one of a file
+// (key_file) or an environment variable (key_env), trimmed of white space.
+func secretValue(key, file, envName string, vars map[string]string, readFile func(string) ([]byte, error)) (string, error) {
 	switch {
 	case file != "" && envName != "":
-		return "", fmt.Errorf("%s: set bearer_token_file or bearer_token_env, not both", block)
+		return "", fmt.Errorf("%s: set %s_file or %s_env, not both", key, key, key)
 	case file != "":
 		b, err := readFile(file)
 		if err != nil {
-			return "", fmt.Errorf("%s.bearer_token_file: %w", block, err)
+			return "", fmt.Errorf("%s_file: %w", key, err)
 		}
 		t := strings.TrimSpace(string(b))
 		if t == "" {
-			return "", fmt.Errorf("%s.bearer_token_file: %s is empty", block, file)
+			return "", fmt.Errorf("%s_file: %s is empty", key, file)
 		}
 		return t, nil
 	case envName != "":
 		t := strings.TrimSpace(vars[envName])
 		if t == "" {
-			return "", fmt.Errorf("%s.bearer_token_env: variable %s is unset or empty", block, envName)
+			return "", fmt.Errorf("%s_env: variable %s is unset or empty", key, envName)
 		}
 		return t, nil
 	default:
-		return "", fmt.Errorf("%s: bearer_token_file or bearer_token_env is required", block)
+		return "", fmt.Errorf("%s: %s_file or %s_env is required", strings.SplitN(key, ".", 2)[0], key, key)
 	}
 }
 

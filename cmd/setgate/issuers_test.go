@@ -66,24 +66,32 @@ func TestParseIssuers(t *testing.T) {
 		{"bad profile", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    profile: oidc\n    algorithms", 1), `issuer "acme": profile:`},
 		{"bad skew", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_clock_skew: soon\n    algorithms", 1), `issuer "acme": max_clock_skew:`},
 		{"bad payload validation", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    payload_validation: loose\n    algorithms", 1), `payload_validation:`},
-		{"no push", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "", 1), `issuer "acme": push: is required`},
 		{"missing secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/nope", 1), `issuer "acme": push.bearer_token_file:`},
 		{"empty secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/empty", 1), `is empty`},
 		{"unset secret env", strings.Replace("issuers:"+goodIssuer, "bearer_token_file: /secrets/acme", "bearer_token_env: NOPE", 1), `push.bearer_token_env: variable NOPE`},
 		{"both secrets", strings.Replace("issuers:"+goodIssuer, "bearer_token_file: /secrets/acme", "bearer_token_file: /secrets/acme\n      bearer_token_env: ACME_TOKEN", 1), `not both`},
 		{"bad override", "issuers:" + goodIssuer + "    events:\n      subjects:\n        https://x.example/e: \"a.b.c\"\n", `events.subjects`},
-		{"poll not yet", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n", `issuer "acme": poll:`},
+		{"poll ok", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      bearer_token_env: ACME_TOKEN\n", ""},
+		{"poll only", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "    poll:\n      endpoint: https://x.example/poll\n      max_events: 500\n      long_poll_timeout: 20s\n      oauth2: {token_url: https://x.example/token, client_id: setgate, client_secret_file: /secrets/acme, scopes: [ssf.read]}\n", 1), "poll-only"},
+		{"poll no endpoint", "issuers:" + goodIssuer + "    poll:\n      bearer_token_env: ACME_TOKEN\n", `issuer "acme": poll.endpoint: is required`},
+		{"poll http endpoint", "issuers:" + goodIssuer + "    poll:\n      endpoint: http://x.example/poll\n      bearer_token_env: ACME_TOKEN\n", `poll.endpoint: must use https`},
+		{"poll no auth", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n", `poll: poll.bearer_token_file or poll.bearer_token_env is required`},
+		{"poll both auths", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      bearer_token_env: ACME_TOKEN\n      oauth2: {token_url: https://x.example/token, client_id: c, client_secret_env: ACME_TOKEN}\n", `not both`},
+		{"poll oauth2 no id", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      oauth2: {token_url: https://x.example/token, client_secret_env: ACME_TOKEN}\n", `poll.oauth2.client_id: is required`},
+		{"poll bad timeout", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      bearer_token_env: ACME_TOKEN\n      long_poll_timeout: -1s\n", `poll.long_poll_timeout`},
+		{"poll unknown key", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      maxEvents: 5\n", `issuer "acme": poll.maxEvents: unknown key`},
+		{"neither push nor poll", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "", 1), `issuer "acme": push or poll: one is required`},
 		{"not yaml", "issuers: [", "yaml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			specs, err := parseIssuers([]byte(tt.yaml), vars, readFake(files))
-			if tt.wantErr == "" {
+			if tt.wantErr == "" || tt.wantErr == "poll-only" {
 				if err != nil {
 					t.Fatalf("want success, got %v", err)
 				}
-				if len(specs) == 0 || specs[0].PushToken == "" {
-					t.Fatalf("want a spec with a push token, got %+v", specs)
+				if len(specs) == 0 || (specs[0].PushToken == "") != (tt.wantErr == "poll-only") {
+					t.Fatalf("want a spec with a push token unless poll-only, got %+v", specs)
 				}
 				return
 			}

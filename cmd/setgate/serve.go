@@ -14,22 +14,21 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
-	"github.com/setgate/setgate/verify"
 )
 
 // gatewayApp is a started gateway: NATS bridge, verifiers, push and admin
 // listeners.
 type gatewayApp struct {
-	s         settings
-	log       *slog.Logger
-	br        *bridge.Bridge
-	gw        *gateway.Server
-	verifiers []*verify.Verifier
-	push      *http.Server
-	admin     *http.Server
-	pushLn    net.Listener
-	adminLn   net.Listener
-	pushURL   string
+	s       settings
+	log     *slog.Logger
+	br      *bridge.Bridge
+	gw      *gateway.Server
+	issuers *liveIssuers
+	push    *http.Server
+	admin   *http.Server
+	pushLn  net.Listener
+	adminLn net.Listener
+	pushURL string
 }
 
 // serve runs the gateway until ctx is done, then drains. started, if not
@@ -62,23 +61,6 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 
-	issuers := make([]gateway.Issuer, 0, len(specs))
-	for _, spec := range specs {
-		v, err := verify.New(ctx, spec.Verify, verify.Options{
-			FetchTimeout:       s.JWKSFetchTimeout,
-			RefreshInterval:    s.JWKSRefresh,
-			MinRefreshInterval: s.JWKSMinRefresh,
-			Logger:             log.With("issuer", spec.Name),
-		})
-		if err != nil {
-			return nil, err
-		}
-		app.verifiers = append(app.verifiers, v)
-		issuers = append(issuers, gateway.Issuer{
-			Source: &bridge.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides},
-			Push:   gateway.NewCredential(spec.PushToken),
-		})
-	}
 	app.gw = gateway.New(gateway.Config{
 		Intake:        app.br,
 		Ready:         app.br.Ready,
@@ -86,7 +68,10 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		MaxConcurrent: s.MaxConcurrent,
 		Logger:        log,
 	})
-	app.gw.SetIssuers(issuers)
+	app.issuers = newLiveIssuers(s, log, app.br, app.gw)
+	if err = app.issuers.apply(ctx, specs); err != nil {
+		return nil, err
+	}
 
 	app.push = &http.Server{
 		Handler:           app.gw.Handler(),
@@ -208,8 +193,11 @@ func (app *gatewayApp) close(ctx context.Context) error {
 			_ = ln.Close() // already closed when its server ran
 		}
 	}
-	for _, v := range app.verifiers {
-		v.Close()
+	if app.issuers != nil {
+		// Poll loops finish their batch and acknowledge before NATS drains.
+		if err := app.issuers.stopAll(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if app.br != nil {
 		if err := app.br.Close(ctx); err != nil {
