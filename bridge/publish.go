@@ -79,6 +79,8 @@ type Result struct {
 	// Sequences holds each event's stream sequence (the original one for a
 	// duplicate), in order.
 	Sequences []uint64
+	// PublishTime is how long JetStream took to acknowledge every event.
+	PublishTime time.Duration
 }
 
 // MsgID returns the Nats-Msg-Id of the event of type eventType in the SET
@@ -115,10 +117,12 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 
+	started := time.Now()
 	acks, err := b.publish(ctx, msgs)
 	if err != nil {
 		return Result{}, err
 	}
+	res.PublishTime = time.Since(started)
 	res.Duplicate = true
 	for i, ack := range acks {
 		res.Sequences[i] = ack.Sequence

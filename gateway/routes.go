@@ -13,7 +13,10 @@ import (
 // Handler returns the push receiver's routes.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(middleware.RequestID, middleware.Recoverer)
+	if s.cfg.Metrics != nil {
+		r.Use(s.cfg.Metrics.Instrument)
+	}
 	r.Post("/events/{name}", s.handlePush)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, verify.CodeInvalidRequest, "Not found; SETs are pushed to /events/{issuer}.")
@@ -25,7 +28,8 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
-// AdminHandler returns the admin routes: /healthz and /readyz.
+// AdminHandler returns the admin routes: /healthz, /readyz, and /metrics
+// and /issuers when configured.
 func (s *Server) AdminHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
@@ -34,6 +38,12 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	r.Get("/readyz", s.handleReady)
+	if s.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics.Handler())
+	}
+	if s.cfg.State != nil {
+		r.Get("/issuers", s.handleIssuers)
+	}
 	return r
 }
 

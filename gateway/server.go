@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/verify"
 )
@@ -45,6 +46,11 @@ type Config struct {
 	RetryAfterSeconds int
 	// Logger is required.
 	Logger *slog.Logger
+	// Metrics, if set, serves /metrics on the admin handler and times push
+	// requests. Wrap Intake with it to count SETs.
+	Metrics *Metrics
+	// State, if set, serves /issuers on the admin handler.
+	State StateFunc
 }
 
 // Server is the push receiver and admin handlers.
@@ -97,6 +103,9 @@ var setMediaTypes = map[string]bool{"application/secevent+jwt": true, "applicati
 
 // handlePush implements RFC 8935 for one issuer.
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
+	if id := middleware.GetReqID(r.Context()); id != "" {
+		w.Header().Set("X-Request-Id", id)
+	}
 	name := chi.URLParam(r, "name")
 	is := s.lookup(name)
 	if is == nil || !is.Push.set {

@@ -16,8 +16,8 @@ import (
 // (DESIGN.md §2). Each field's help tag is printed by --help.
 type settings struct {
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:":8080" help:"push receiver listen address"`
-	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz)"`
-	IssuersFile       string        `env:"ISSUERS_FILE" help:"YAML issuers file (required for serve)"`
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz, /metrics, /issuers)"`
+	IssuersFile       string        `env:"ISSUERS_FILE" help:"YAML issuers file (required for serve); reloaded on change and on SIGHUP"`
 	NATSURL           string        `env:"NATS_URL" help:"NATS server URL(s), comma-separated; empty starts an embedded server"`
 	NATSCredsFile     string        `env:"NATS_CREDS_FILE" help:"NATS user credentials file"`
 	NATSNKeyFile      string        `env:"NATS_NKEY_FILE" help:"NATS nkey seed file"`

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -103,9 +105,22 @@ var defaultAlgorithms = []string{"RS256", "ES256"}
 
 var issuerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// loadedIssuers is one successful read of the issuers file.
+type loadedIssuers struct {
+	specs []issuerSpec
+	// hash identifies the file's content (SHA-256, 16 hex digits); it is
+	// shown on /issuers and in setgate_config_info.
+	hash string
+	// fingerprint covers the file and every secret file it names, so a
+	// rotated secret is noticed too; it is never shown.
+	fingerprint [sha256.Size]byte
+	// files are the paths read: the issuers file and the secret files.
+	files []string
+}
+
 // loadIssuers reads, strictly decodes and validates the issuers file.
 // Every error names the file, and the issuer and key where there is one.
-func loadIssuers(path string, vars map[string]string) ([]issuerSpec, error) {
+func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
 	if path == "" {
 		return nil, errors.New("SETGATE_ISSUERS_FILE is not set")
 	}
@@ -113,11 +128,22 @@ func loadIssuers(path string, vars map[string]string) ([]issuerSpec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuers file: %w", err)
 	}
-	specs, err := parseIssuers(data, vars, os.ReadFile)
-	if err != nil {
+	sum := sha256.Sum256(data)
+	l := &loadedIssuers{hash: hex.EncodeToString(sum[:8]), files: []string{path}}
+	fp := sha256.New()
+	fp.Write(data)
+	readFile := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(name)
+		l.files = append(l.files, name)
+		fp.Write([]byte(name))
+		fp.Write(b)
+		return b, err
+	}
+	if l.specs, err = parseIssuers(data, vars, readFile); err != nil {
 		return nil, fmt.Errorf("issuers file %s: %w", path, err)
 	}
-	return specs, nil
+	fp.Sum(l.fingerprint[:0])
+	return l, nil
 }
 
 func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]byte, error)) ([]issuerSpec, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -34,15 +35,18 @@ type liveIssuers struct {
 	s      settings
 	log    *slog.Logger
 	br     *bridge.Bridge
+	in     poller.Intake
 	gw     *gateway.Server
 	holder string
 
-	mu   sync.Mutex
-	live map[string]*liveIssuer
+	mu     sync.Mutex
+	live   map[string]*liveIssuer
+	closed bool // stopAll ran: a late reload must not start anything
 }
 
-func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, gw *gateway.Server) *liveIssuers {
-	return &liveIssuers{s: s, log: log, br: br, gw: gw, holder: bridge.NewHolderID(), live: make(map[string]*liveIssuer)}
+// newLiveIssuers returns an empty set; poll loops hand SETs to in.
+func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in poller.Intake, gw *gateway.Server) *liveIssuers {
+	return &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(), live: make(map[string]*liveIssuer)}
 }
 
 // apply makes specs the running configuration. It builds everything new
@@ -52,6 +56,9 @@ func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, gw *gateway
 func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("shutting down")
+	}
 
 	next := make(map[string]*liveIssuer, len(specs))
 	var built []*liveIssuer
@@ -143,7 +150,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 		Lease:           lease,
 		ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
 		Logger:          l.log.With("issuer", spec.Name),
-	}, l.br)
+	}, l.in)
 	if err != nil {
 		cancel()
 		v.Close()
@@ -180,7 +187,7 @@ func (l *liveIssuers) retire(li *liveIssuer) {
 func (l *liveIssuers) stopAll(ctx context.Context) error {
 	l.mu.Lock()
 	all := l.live
-	l.live = map[string]*liveIssuer{}
+	l.live, l.closed = map[string]*liveIssuer{}, true
 	l.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, li := range all {

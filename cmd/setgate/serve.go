@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/setgate/setgate/bridge"
@@ -24,11 +25,18 @@ type gatewayApp struct {
 	br      *bridge.Bridge
 	gw      *gateway.Server
 	issuers *liveIssuers
-	push    *http.Server
-	admin   *http.Server
-	pushLn  net.Listener
-	adminLn net.Listener
-	pushURL string
+	metrics *gateway.Metrics
+	vars    map[string]string
+
+	cfgMu       sync.Mutex
+	cfgState    gateway.ConfigState
+	fingerprint [32]byte
+	watched     []string // files of the configuration in force
+	push        *http.Server
+	admin       *http.Server
+	pushLn      net.Listener
+	adminLn     net.Listener
+	pushURL     string
 }
 
 // serve runs the gateway until ctx is done, then drains. started, if not
@@ -45,11 +53,11 @@ func serve(ctx context.Context, s settings, vars map[string]string, log *slog.Lo
 }
 
 func startGateway(ctx context.Context, s settings, vars map[string]string, log *slog.Logger) (app *gatewayApp, err error) {
-	specs, err := loadIssuers(s.IssuersFile, vars)
+	loaded, err := loadIssuers(s.IssuersFile, vars)
 	if err != nil {
 		return nil, err
 	}
-	app = &gatewayApp{s: s, log: log}
+	app = &gatewayApp{s: s, log: log, vars: vars, metrics: gateway.NewMetrics()}
 	defer func() {
 		if err != nil {
 			app.close(context.WithoutCancel(ctx))
@@ -61,17 +69,24 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 
+	intake := app.metrics.Wrap(app.br) // push and poll are counted in one place
 	app.gw = gateway.New(gateway.Config{
-		Intake:        app.br,
+		Intake:        intake,
 		Ready:         app.br.Ready,
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxConcurrent: s.MaxConcurrent,
 		Logger:        log,
+		Metrics:       app.metrics,
+		State:         app.state,
 	})
-	app.issuers = newLiveIssuers(s, log, app.br, app.gw)
-	if err = app.issuers.apply(ctx, specs); err != nil {
+	if err = app.metrics.Register(gateway.NewStateCollector(app.state)); err != nil {
 		return nil, err
 	}
+	app.issuers = newLiveIssuers(s, log, app.br, intake, app.gw)
+	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
+		return nil, err
+	}
+	app.loaded(loaded)
 
 	app.push = &http.Server{
 		Handler:           app.gw.Handler(),
@@ -103,7 +118,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 	}
 	app.pushURL = scheme + "://" + app.pushLn.Addr().String()
 	log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
-		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(specs))
+		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.specs), "config_hash", loaded.hash)
 	return app, nil
 }
 
@@ -153,6 +168,9 @@ func (app *gatewayApp) run(ctx context.Context) error {
 		errc <- err
 	}()
 	go func() { errc <- app.admin.Serve(app.adminLn) }()
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go app.watchConfig(wctx)
 
 	var runErr error
 	select {

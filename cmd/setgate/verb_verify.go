@@ -53,11 +53,11 @@ func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdi
 	if path == "" {
 		return errors.New("verify: name the issuers file with --issuers or SETGATE_ISSUERS_FILE")
 	}
-	specs, err := loadIssuers(path, vars)
+	loaded, err := loadIssuers(path, vars)
 	if err != nil {
 		return err
 	}
-	spec, err := pickIssuer(specs, *name)
+	spec, err := pickIssuer(loaded.specs, *name)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/nats-io/nats.go"
+
+	"github.com/setgate/setgate/gateway"
+)
+
+// reloadDebounce lets a burst of file events (an editor's save, a
+// ConfigMap's symlink swap) settle into one reload.
+const reloadDebounce = 250 * time.Millisecond
+
+// loaded records a configuration that is now in force.
+func (app *gatewayApp) loaded(l *loadedIssuers) {
+	app.cfgMu.Lock()
+	defer app.cfgMu.Unlock()
+	now := time.Now().UTC()
+	app.cfgState = gateway.ConfigState{File: app.s.IssuersFile, Hash: l.hash, LoadedAt: now, LastAttemptAt: now}
+	app.fingerprint = l.fingerprint
+	app.watched = l.files
+}
+
+// reload reads the issuers file again and applies it. A file that does
+// not validate, or an issuer that cannot start, is refused as a whole:
+// the previous configuration stays in force, the reason is logged (it
+// names the issuer and key), counted and shown on /issuers. Unless force
+// is set, a file whose content (and secrets) did not change is ignored.
+func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
+	l, err := loadIssuers(app.s.IssuersFile, app.vars)
+	if err == nil {
+		app.cfgMu.Lock()
+		same := l.fingerprint == app.fingerprint
+		app.cfgMu.Unlock()
+		if same && !force {
+			return
+		}
+		err = app.issuers.apply(ctx, l.specs)
+	}
+	if err != nil {
+		app.metrics.Reload(false)
+		app.cfgMu.Lock()
+		app.cfgState.LastAttemptAt, app.cfgState.LastError = time.Now().UTC(), err.Error()
+		app.cfgMu.Unlock()
+		app.log.Error("issuers file refused; the previous configuration stays in force", "reason", why, "err", err)
+		return
+	}
+	app.metrics.Reload(true)
+	app.loaded(l)
+	app.log.Info("issuers file loaded", "reason", why, "config_hash", l.hash, "issuers", len(l.specs))
+}
+
+// watchConfig reloads on SIGHUP and when the issuers file or a secret
+// file it names changes. It watches their directories, not the files, so
+// that Kubernetes' ConfigMap and Secret updates (a ..data symlink swapped
+// in the directory) are seen as well as in-place edits.
+func (app *gatewayApp) watchConfig(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		app.log.Warn("cannot watch the issuers file; reload with SIGHUP", "err", err)
+	} else {
+		defer w.Close()
+	}
+	var dirs []string
+	rewatch := func() {
+		if w == nil {
+			return
+		}
+		app.cfgMu.Lock()
+		files := slices.Clone(app.watched)
+		app.cfgMu.Unlock()
+		var want []string
+		for _, f := range files {
+			want = append(want, filepath.Dir(f))
+		}
+		slices.Sort(want)
+		want = slices.Compact(want)
+		for _, d := range dirs {
+			if !slices.Contains(want, d) {
+				_ = w.Remove(d)
+			}
+		}
+		for _, d := range want {
+			if !slices.Contains(dirs, d) {
+				if err := w.Add(d); err != nil {
+					app.log.Warn("cannot watch directory", "dir", d, "err", err)
+				}
+			}
+		}
+		dirs = want
+	}
+	rewatch()
+
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.Events, w.Errors
+	}
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			app.reload(ctx, "SIGHUP", true)
+			rewatch()
+		case <-events:
+			debounce.Reset(reloadDebounce)
+		case err := <-errs:
+			app.log.Warn("file watch error", "err", err)
+		case <-debounce.C:
+			app.reload(ctx, "file changed", false)
+			rewatch()
+		}
+	}
+}
+
+// state reports the running configuration for /issuers and /metrics.
+func (app *gatewayApp) state(ctx context.Context) gateway.State {
+	app.cfgMu.Lock()
+	st := gateway.State{Config: app.cfgState}
+	app.cfgMu.Unlock()
+	st.NATS = gateway.NATSState{Connected: app.br.Conn().Status() == nats.CONNECTED, URL: app.br.ClientURL(), Stream: app.s.Stream}
+	for _, li := range app.issuers.snapshot() {
+		cfg := li.verifier.Config()
+		is := gateway.IssuerState{
+			Name: li.spec.Name, Issuer: cfg.Issuer, Audience: cfg.Audience, JWKSURI: cfg.JWKSURI,
+			Algorithms: cfg.Algorithms, Profile: cfg.Profile, PayloadValidation: "strict",
+			Push: li.spec.PushToken != "", JWKS: li.verifier.KeyStatus(ctx), Counters: app.metrics.Counters(li.spec.Name),
+		}
+		if cfg.Lenient {
+			is.PayloadValidation = "lenient"
+		}
+		if li.loop != nil {
+			p := li.loop.Status()
+			is.Poll = &gateway.PollState{
+				Endpoint: p.Endpoint, LeaseHeld: p.LeaseHeld, LastPoll: p.LastPoll, LastError: p.LastError,
+				LastErrorAt: p.LastErrorAt, NextAttempt: p.NextAttempt, ConsecutiveFailures: p.ConsecutiveFailures,
+				Polls: p.Polls, Received: p.Received, Acked: p.Acked, SetErrs: p.SetErrs,
+				PendingAcks: p.PendingAcks, PendingSetErrs: p.PendingSetErrs,
+			}
+		}
+		st.Issuers = append(st.Issuers, is)
+	}
+	return st
+}

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/verify"
+)
+
+// Metrics counts what flows through setgate and exposes it, with the
+// state reported by a [StateFunc], in the Prometheus format. Labels are
+// bounded: issuer names, delivery, error codes and subject families come
+// from configuration or closed sets, never from jti, sub or raw URIs.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	received    *prometheus.CounterVec
+	accepted    *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	unavailable *prometheus.CounterVec
+	events      *prometheus.CounterVec
+	accept      *prometheus.HistogramVec
+	publish     *prometheus.HistogramVec
+	push        *prometheus.HistogramVec
+	reloads     *prometheus.CounterVec
+
+	mu     sync.Mutex
+	counts map[string]*IssuerCounters
+}
+
+// IssuerCounters are one issuer's totals since start, for /issuers.
+type IssuerCounters struct {
+	Received      map[bridge.Delivery]uint64 `json:"received"`
+	Accepted      map[bridge.Delivery]uint64 `json:"accepted"`
+	Duplicates    map[bridge.Delivery]uint64 `json:"duplicates"`
+	Rejected      map[verify.Code]uint64     `json:"rejected"`
+	Unavailable   uint64                     `json:"not_persisted"`
+	LastRejection *Rejection                 `json:"last_rejection,omitempty"`
+}
+
+// Rejection describes the last SET an issuer had refused.
+type Rejection struct {
+	Code        verify.Code     `json:"code"`
+	Description string          `json:"description"`
+	JTI         string          `json:"jti,omitempty"`
+	Delivery    bridge.Delivery `json:"delivery"`
+	At          time.Time       `json:"at"`
+}
+
+// NewMetrics returns metrics registered with a fresh registry (with the Go
+// and process collectors).
+func NewMetrics() *Metrics {
+	byIssuer := []string{"issuer", "delivery"}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_received_total", Help: "SETs received, by issuer and delivery (push or poll).",
+		}, byIssuer),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_accepted_total", Help: "SETs verified and stored in JetStream (duplicates included).",
+		}, byIssuer),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_rejected_total", Help: "SETs rejected, by RFC 8935 error code.",
+		}, []string{"issuer", "delivery", "code"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_duplicate_total", Help: "Accepted SETs that JetStream already held (not stored again).",
+		}, byIssuer),
+		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_not_persisted_total", Help: "Valid SETs that could not be stored (NATS down or slow): 503 or not acked.",
+		}, byIssuer),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_events_published_total", Help: "Events stored in JetStream, by issuer and subject family (caep, risc, ssf, ext, overrides).",
+		}, []string{"issuer", "family"}),
+		accept: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "setgate_accept_duration_seconds", Help: "Verify and publish of one SET, until every JetStream ack.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"delivery"}),
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "setgate_publish_duration_seconds", Help: "JetStream publish of one SET's events, until every ack.",
+			Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}, []string{"delivery"}),
+		push: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "setgate_push_request_duration_seconds", Help: "Push requests, by HTTP status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"code"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_config_reloads_total", Help: "Issuers file loads, by result (success or failure).",
+		}, []string{"result"}),
+		counts: make(map[string]*IssuerCounters),
+	}
+	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.duplicates, m.unavailable, m.events,
+		m.accept, m.publish, m.push, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m
+}
+
+// Register adds a collector (such as [NewStateCollector]) to the registry.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Reload counts one load of the issuers file.
+func (m *Metrics) Reload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("success").Inc()
+	} else {
+		m.reloads.WithLabelValues("failure").Inc()
+	}
+}
+
+// Counters returns a copy of one issuer's totals.
+func (m *Metrics) Counters(issuer string) IssuerCounters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters(issuer)
+	out := IssuerCounters{
+		Received: cloneMap(c.Received), Accepted: cloneMap(c.Accepted), Duplicates: cloneMap(c.Duplicates),
+		Rejected: cloneMap(c.Rejected), Unavailable: c.Unavailable,
+	}
+	if c.LastRejection != nil {
+		r := *c.LastRejection
+		out.LastRejection = &r
+	}
+	return out
+}
+
+func cloneMap[K comparable](m map[K]uint64) map[K]uint64 {
+	out := make(map[K]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *Metrics) counters(issuer string) *IssuerCounters {
+	c, ok := m.counts[issuer]
+	if !ok {
+		c = &IssuerCounters{
+			Received: map[bridge.Delivery]uint64{}, Accepted: map[bridge.Delivery]uint64{},
+			Duplicates: map[bridge.Delivery]uint64{}, Rejected: map[verify.Code]uint64{},
+		}
+		m.counts[issuer] = c
+	}
+	return c
+}
+
+// Wrap returns in with every Accept counted and timed. Push and poll both
+// use the wrapped intake, so their numbers come from one place.
+func (m *Metrics) Wrap(in Intake) Intake { return &meteredIntake{in: in, m: m} }
+
+type meteredIntake struct {
+	in Intake
+	m  *Metrics
+}
+
+func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error) {
+	m := mi.m
+	start := time.Now()
+	res, err := mi.in.Accept(ctx, src, raw, d)
+	elapsed := time.Since(start)
+	name, del := src.Name, string(d)
+	m.received.WithLabelValues(name, del).Inc()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters(name)
+	c.Received[d]++
+	var ve *verify.Error
+	switch {
+	case err == nil:
+		m.accepted.WithLabelValues(name, del).Inc()
+		m.accept.WithLabelValues(del).Observe(elapsed.Seconds())
+		m.publish.WithLabelValues(del).Observe(res.PublishTime.Seconds())
+		c.Accepted[d]++
+		if res.Duplicate {
+			m.duplicates.WithLabelValues(name, del).Inc()
+			c.Duplicates[d]++
+			break
+		}
+		for _, subj := range res.Subjects {
+			m.events.WithLabelValues(name, family(subj)).Inc()
+		}
+	case errors.As(err, &ve):
+		m.rejected.WithLabelValues(name, del, string(ve.Code)).Inc()
+		c.Rejected[ve.Code]++
+		c.LastRejection = &Rejection{Code: ve.Code, Description: ve.Description, JTI: ve.JTI, Delivery: d, At: time.Now().UTC()}
+	default:
+		m.unavailable.WithLabelValues(name, del).Inc()
+		c.Unavailable++
+	}
+	return res, err
+}
+
+// family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
+func family(subject string) string {
+	parts := strings.SplitN(subject, ".", 3)
+	if len(parts) < 2 {
+		return "unknown"
+	}
+	return parts[1]
+}
+
+// Instrument times every push request by its status code.
+func (m *Metrics) Instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		m.push.WithLabelValues(strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
