@@ -62,16 +62,17 @@ func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
 // file it names changes. It watches their directories, not the files, so
 // that Kubernetes' ConfigMap and Secret updates (a ..data symlink swapped
 // in the directory) are seen as well as in-place edits.
-func (app *gatewayApp) watchConfig(ctx context.Context) {
+//
+// The watches are in place when watchConfig returns; the returned function
+// runs the loop until ctx is done. A change between the first load and
+// the watches being set is caught by one check right after.
+func (app *gatewayApp) watchConfig(ctx context.Context) (loop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		app.log.Warn("cannot watch the issuers file; reload with SIGHUP", "err", err)
-	} else {
-		defer w.Close()
 	}
 	var dirs []string
 	rewatch := func() {
@@ -102,7 +103,18 @@ func (app *gatewayApp) watchConfig(ctx context.Context) {
 		dirs = want
 	}
 	rewatch()
+	app.reload(ctx, "file changed", false)
 
+	return func() {
+		defer signal.Stop(hup)
+		if w != nil {
+			defer w.Close()
+		}
+		app.configLoop(ctx, w, hup, rewatch)
+	}
+}
+
+func (app *gatewayApp) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, rewatch func()) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if w != nil {

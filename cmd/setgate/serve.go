@@ -157,6 +157,11 @@ func serverTLS(s settings) (*tls.Config, error) {
 // run serves until ctx is done or a listener fails, then shuts down in
 // reverse order of start within SETGATE_SHUTDOWN_TIMEOUT.
 func (app *gatewayApp) run(ctx context.Context) error {
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	watch := app.watchConfig(wctx) // watches set before the listeners serve
+	go watch()
+
 	errc := make(chan error, 2)
 	go func() {
 		var err error
@@ -168,9 +173,6 @@ func (app *gatewayApp) run(ctx context.Context) error {
 		errc <- err
 	}()
 	go func() { errc <- app.admin.Serve(app.adminLn) }()
-	wctx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	go app.watchConfig(wctx)
 
 	var runErr error
 	select {
