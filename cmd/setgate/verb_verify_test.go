@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -165,100 +166,69 @@ func TestVerifyVerb(t *testing.T) {
 	}
 }
 
-// TestVerifyVerbGolden compares the whole text output for a fixed SET,
-// with the random parts (issuer URL, kid) normalised.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestVerifyVerbGolden compares the whole text output of `setgate verify`
+// with testdata/verify/<name>.golden, for an accepted SET and one SET per
+// error code verification can give, with the random parts (transmitter
+// URLs, kids) normalised. Run with -update to rewrite the files.
 func TestVerifyVerbGolden(t *testing.T) {
 	tr := newVerbTransmitter(t)
+	rogue := newVerbTransmitter(t)
 	issuers := verbIssuersFile(t, tr, "ES256")
-	fixed := func(aud string) string {
-		c := tr.Claims(transmitter.SessionRevoked, map[string]any{"initiating_entity": "policy"}, "alice@acme.example")
-		c["jti"], c["iat"], c["aud"] = "jti-1", 1700000000, aud
+	claims := func(typ string, payload map[string]any) map[string]any {
+		c := tr.Claims(typ, payload, "alice@acme.example")
+		c["jti"], c["iat"], c["aud"] = "jti-1", 1700000000, verbAudience
 		delete(c, "txn")
-		return verbSign(t, tr, c)
+		return c
 	}
-	kid := regexp.MustCompile(`"kid": "[0-9a-f]+"`)
+	with := func(c map[string]any, k string, v any) map[string]any { c[k] = v; return c }
+	sessionRevoked := func() map[string]any {
+		return claims(transmitter.SessionRevoked, map[string]any{"initiating_entity": "policy"})
+	}
+	rogueSigned := func() string {
+		c := sessionRevoked()
+		tok, err := rogue.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 	tests := []struct {
 		name  string
 		token string
-		want  string
 	}{
-		{"accepted", fixed(verbAudience), `ACCEPTED by issuer acme: 1 event(s) would be published
-  jti:         jti-1
-  jwks:        ISSUERjwks: 1 key(s)
-
-Header:
-  {
-    "alg": "ES256",
-    "kid": "KID",
-    "typ": "secevent+jwt"
-  }
-
-Claims:
-  {
-    "aud": "https://setgate.test/",
-    "events": {
-      "https://schemas.openid.net/secevent/caep/event-type/session-revoked": {
-        "initiating_entity": "policy"
-      }
-    },
-    "iat": 1700000000,
-    "iss": "ISSUER",
-    "jti": "jti-1",
-    "sub_id": {
-      "email": "alice@acme.example",
-      "format": "email"
-    }
-  }
-
-Events:
-  https://schemas.openid.net/secevent/caep/event-type/session-revoked
-    subject: secevent.caep.session-revoked.acme
-    payload: {"initiating_entity":"policy"}
-`},
-		{"invalid_audience", fixed("https://elsewhere.example/"), `REJECTED by issuer acme
-  code:        invalid_audience
-  description: The aud claim does not name this receiver.
-  jti:         jti-1
-  jwks:        ISSUERjwks: 1 key(s)
-
-Header:
-  {
-    "alg": "ES256",
-    "kid": "KID",
-    "typ": "secevent+jwt"
-  }
-
-Claims:
-  {
-    "aud": "https://elsewhere.example/",
-    "events": {
-      "https://schemas.openid.net/secevent/caep/event-type/session-revoked": {
-        "initiating_entity": "policy"
-      }
-    },
-    "iat": 1700000000,
-    "iss": "ISSUER",
-    "jti": "jti-1",
-    "sub_id": {
-      "email": "alice@acme.example",
-      "format": "email"
-    }
-  }
-
-Events:
-  https://schemas.openid.net/secevent/caep/event-type/session-revoked
-    subject: secevent.caep.session-revoked.acme
-    payload: {"initiating_entity":"policy"}
-`},
+		{"accepted", verbSign(t, tr, sessionRevoked())},
+		{"invalid_audience", verbSign(t, tr, with(sessionRevoked(), "aud", "https://elsewhere.example/"))},
+		{"invalid_issuer", verbSign(t, tr, with(sessionRevoked(), "iss", "https://other-idp.example/"))},
+		{"invalid_key", rogueSigned()},
+		{"invalid_request_payload", verbSign(t, tr, claims(transmitter.CredentialChange, map[string]any{"credential_type": "password"}))},
+		{"invalid_request_not_jws", "not-a-set"},
+		{"invalid_state", verbSign(t, tr, claims(transmitter.Verification, map[string]any{"state": "never-requested"}))},
 	}
+	kid := regexp.MustCompile(`[0-9a-f]{16}`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			_ = verifyVerb(t.Context(), []string{"--issuers", issuers, tt.token}, map[string]string{}, strings.NewReader(""), &out, &bytes.Buffer{})
-			got := strings.ReplaceAll(out.String(), tr.Issuer(), "ISSUER")
-			got = kid.ReplaceAllString(got, `"kid": "KID"`)
-			if got != tt.want {
-				t.Errorf("want\n%s\ngot\n%s", tt.want, got)
+			got := strings.ReplaceAll(out.String(), tr.Issuer(), "ISSUER/")
+			got = strings.ReplaceAll(got, rogue.Issuer(), "ROGUE/")
+			got = kid.ReplaceAllString(got, "KID")
+			path := filepath.Join("testdata", "verify", tt.name+".golden")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestVerifyVerbGolden -update ./cmd/setgate/ to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (run with -update if the change is intended)\nwant\n%s\ngot\n%s", path, want, got)
 			}
 		})
 	}
