@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -339,6 +340,7 @@ type gatewayProc struct {
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
+	killed  atomic.Bool   // the test sent SIGKILL on purpose (kill)
 }
 
 // startGateway runs setgate serve, waits for its start-up line and for
@@ -438,9 +440,20 @@ func childEnv(vars map[string]string) []string {
 func (g *gatewayProc) stop() {
 	g.cancel()
 	<-g.done
-	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && !g.killed.Load() {
 		g.t.Errorf("setgate did not exit after SIGTERM; killed")
 	}
+}
+
+// kill sends SIGKILL (kill -9: no drain, no final acknowledgement, no
+// lease release) and waits for the process to exit.
+func (g *gatewayProc) kill() {
+	g.t.Helper()
+	g.killed.Store(true)
+	if err := g.cmd.Process.Kill(); err != nil {
+		g.t.Fatalf("SIGKILL: %v", err)
+	}
+	_ = g.wait(waitLong)
 }
 
 // terminate sends SIGTERM.
