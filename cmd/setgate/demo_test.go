@@ -1,37 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a bytes.Buffer safe for the demo's concurrent printers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo runs one pass of the demo's script on random ports and checks
 // that a reader sees events stored on their subjects and every kind of
 // rejection.
 func TestDemo(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut verbBuffer
 	vars := map[string]string{
 		"SETGATE_HTTP_ADDR":          "127.0.0.1:0",
 		"SETGATE_ADMIN_ADDR":         "127.0.0.1:0",
