@@ -35,9 +35,7 @@ func (b *Bridge) Accept(ctx context.Context, src *Source, raw []byte, d Delivery
 	if err != nil {
 		var ve *verify.Error
 		if errors.As(err, &ve) {
-			b.log.InfoContext(ctx, "set rejected", "issuer", src.Name, "delivery", d, "code", ve.Code,
-				"description", ve.Description, "jti", ve.JTI, "cause", ve.Err)
-			b.PublishRejection(src.Name, string(ve.Code), ve.Description, ve.JTI, d, at)
+			b.reject(ctx, src, ve, d, at)
 		}
 		return Result{}, err
 	}
@@ -48,4 +46,19 @@ func (b *Bridge) Accept(ctx context.Context, src *Source, raw []byte, d Delivery
 	b.log.DebugContext(ctx, "set accepted", "issuer", src.Name, "delivery", d, "jti", set.JTI,
 		"subjects", res.Subjects, "duplicate", res.Duplicate)
 	return res, nil
+}
+
+// Reject records a SET that a source refused before verification (a poll
+// map key that is not the SET's jti, a value that is not a string): it is
+// logged and announced exactly like a SET that failed verification.
+func (b *Bridge) Reject(ctx context.Context, src *Source, e *verify.Error, d Delivery) {
+	b.reject(ctx, src, e, d, time.Now().UTC())
+}
+
+// reject logs a rejection once at info (never the token) and announces it
+// on setgate.rejected.<issuer>.
+func (b *Bridge) reject(ctx context.Context, src *Source, e *verify.Error, d Delivery, at time.Time) {
+	b.log.InfoContext(ctx, "set rejected", "issuer", src.Name, "delivery", d, "code", e.Code,
+		"description", e.Description, "jti", e.JTI, "cause", e.Err)
+	b.PublishRejection(src.Name, string(e.Code), e.Description, e.JTI, d, at)
 }

@@ -207,6 +207,24 @@ func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []b
 	return res, err
 }
 
+// Reject counts a SET refused before verification and forwards it to the
+// wrapped intake when that records rejections too (bridge.Bridge does).
+func (mi *meteredIntake) Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery) {
+	mi.m.received.WithLabelValues(src.Name, string(d)).Inc()
+	mi.m.rejected.WithLabelValues(src.Name, string(d), string(e.Code)).Inc()
+	mi.m.mu.Lock()
+	c := mi.m.counters(src.Name)
+	c.Received[d]++
+	c.Rejected[e.Code]++
+	c.LastRejection = &Rejection{Code: e.Code, Description: e.Description, JTI: e.JTI, Delivery: d, At: time.Now().UTC()}
+	mi.m.mu.Unlock()
+	if r, ok := mi.in.(interface {
+		Reject(context.Context, *bridge.Source, *verify.Error, bridge.Delivery)
+	}); ok {
+		r.Reject(ctx, src, e, d)
+	}
+}
+
 // family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
 func family(subject string) string {
 	parts := strings.SplitN(subject, ".", 3)

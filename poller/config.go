@@ -34,6 +34,12 @@ type Intake interface {
 	Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error)
 }
 
+// Rejecter is implemented by intakes that record SETs refused before
+// verification (bridge.Bridge, and setgate's metrics wrapper around it).
+type Rejecter interface {
+	Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery)
+}
+
 // Lease decides which replica polls an issuer; *bridge.Lease implements
 // it. TryAcquire acquires or renews and reports whether the lease is held
 // for TTL from the start of the call (false with any error: the loop then

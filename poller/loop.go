@@ -421,8 +421,9 @@ type outcome struct {
 func (l *Loop) handle(ctx context.Context, resp Response) error {
 	defer l.syncPending()
 	for _, k := range resp.Malformed {
-		l.log.InfoContext(ctx, "set rejected", "code", verify.CodeInvalidRequest, "key", k, "cause", "value in sets is not a string")
-		l.reject(k, SetErr{Err: string(verify.CodeInvalidRequest), Description: "The value of this SET in sets is not a JSON string."})
+		e := &verify.Error{Code: verify.CodeInvalidRequest, Description: "The value of this SET in sets is not a JSON string.", JTI: k}
+		l.announce(ctx, e)
+		l.reject(k, SetErr{Err: string(e.Code), Description: e.Description})
 	}
 	if len(resp.Sets) == 0 {
 		return nil
@@ -473,6 +474,17 @@ func (l *Loop) handle(ctx context.Context, resp Response) error {
 	return nil
 }
 
+// announce records a SET the loop refused before verification: through
+// the intake's Reject when it has one (bridge.Bridge logs and announces on
+// setgate.rejected.<issuer>, the metrics count it), else in the log.
+func (l *Loop) announce(ctx context.Context, e *verify.Error) {
+	if r, ok := l.in.(Rejecter); ok {
+		r.Reject(ctx, l.cfg.Source, e, bridge.DeliveryPoll)
+		return
+	}
+	l.log.InfoContext(ctx, "set rejected", "code", e.Code, "description", e.Description, "jti", e.JTI)
+}
+
 func (l *Loop) reject(key string, e SetErr) {
 	l.setErrs[key] = e
 }
@@ -481,8 +493,9 @@ func (l *Loop) reject(key string, e SetErr) {
 // the intake.
 func (l *Loop) accept(ctx context.Context, key, token string) outcome {
 	if jti, ok := jtiOf(token); ok && jti != key {
-		l.log.InfoContext(ctx, "set rejected", "code", verify.CodeInvalidRequest, "key", key, "jti", jti, "cause", "map key is not the jti")
-		return outcome{setErr: &SetErr{Err: string(verify.CodeInvalidRequest), Description: "The map key of this SET does not match its jti claim."}}
+		e := &verify.Error{Code: verify.CodeInvalidRequest, Description: "The map key of this SET does not match its jti claim.", JTI: jti}
+		l.announce(ctx, e)
+		return outcome{setErr: &SetErr{Err: string(e.Code), Description: e.Description}}
 	}
 	_, err := l.in.Accept(ctx, l.cfg.Source, []byte(token), bridge.DeliveryPoll)
 	var ve *verify.Error

@@ -484,7 +484,8 @@ func TestBadConfigStopsStart(t *testing.T) {
 		{"unknown key", "    colour: blue\n", []string{`"acme"`, "colour"}},
 		{"HS256", "    algorithms: [HS256]\n", []string{`"acme"`, "algorithms", "HS256"}},
 		{"alg none", "    algorithms: [none]\n", []string{`"acme"`, "algorithms", "none"}},
-		{"poll block", "    poll:\n      endpoint: http://127.0.0.1:1/poll\n", []string{`"acme"`, "poll"}},
+		{"poll without credential", "    poll:\n      endpoint: http://127.0.0.1:1/poll\n", []string{`"acme"`, "poll"}},
+		{"stream block (not supported yet)", "    stream:\n      manage: true\n", []string{`"acme"`, "stream"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

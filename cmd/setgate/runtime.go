@@ -149,7 +149,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 		Auth:            auth,
 		Lease:           lease,
 		ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
-		Logger:          l.log.With("issuer", spec.Name),
+		Logger:          l.log, // the loop adds issuer and delivery
 	}, l.in)
 	if err != nil {
 		cancel()
