@@ -81,6 +81,8 @@ type Result struct {
 	Sequences []uint64
 	// PublishTime is how long JetStream took to acknowledge every event.
 	PublishTime time.Duration
+	// SET is the verified SET that was published.
+	SET *verify.SET
 }
 
 // MsgID returns the Nats-Msg-Id of the event of type eventType in the SET
@@ -101,7 +103,7 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 		return Result{}, errors.New("bridge: SET has no events")
 	}
 	msgs := make([]*nats.Msg, len(set.Events))
-	res := Result{Subjects: make([]string, len(set.Events)), Sequences: make([]uint64, len(set.Events))}
+	res := Result{Subjects: make([]string, len(set.Events)), Sequences: make([]uint64, len(set.Events)), SET: set}
 	for i, ev := range set.Events {
 		m, err := b.message(issuerName, overrides, set, ev, d, receivedAt)
 		if err != nil {

@@ -111,7 +111,7 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage, set *SET) *Error {
 	}
 
 	if raw, ok := c["sub_id"]; ok {
-		if e := checkSubject(raw, "sub_id"); e != nil {
+		if e := v.checkSubID(raw, set); e != nil {
 			return e
 		}
 		set.SubID = raw

@@ -26,8 +26,13 @@ type Config struct {
 	// MaxClockSkew bounds how far in the future iat may be (and how far
 	// past exp a SET is still accepted under rfc8417). Zero means 5m.
 	MaxClockSkew time.Duration
-	// Lenient accepts known CAEP/RISC payload faults as warnings instead
-	// of rejecting them.
+	// Lenient accepts CAEP/RISC payload faults (a required field missing
+	// or mistyped, a misspelled value such as change_type "revoked") and
+	// subject identifier value faults (an email that is not an addr-spec,
+	// a misspelled format name) with a warning in [SET.Warnings] instead of
+	// rejecting them. Signature, issuer, audience and typing checks, the
+	// structure of the SET and of sub_id, SSF verification and
+	// stream-updated payloads and verification states are never relaxed.
 	Lenient bool
 }
 

@@ -23,6 +23,17 @@
 //     CAEP/RISC/SSF event payloads (invalid_request);
 //  7. verification event state (invalid_state).
 //
+// # Subjects and payloads
+//
+// sub_id (and a legacy payload "subject") must be a well-formed RFC 9493 or
+// SSF subject identifier: account, email, phone_number, iss_sub, opaque,
+// did, uri, aliases, jwt_id, saml_assertion_id, ip-addresses or complex;
+// other formats are proprietary and accepted. The payload of every CAEP
+// 1.0, RISC 1.0 and SSF event type must carry its required fields with
+// their registered values. Under [Config.Lenient] payload faults and
+// subject value faults are accepted and listed in [SET.Warnings] instead;
+// nothing in steps 1 to 5, no structural fault and no state check relaxes.
+//
 // Keys come only from the configured jwks_uri: the jku, x5u, x5c and jwk
 // headers are never followed.
 package verify

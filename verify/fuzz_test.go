@@ -39,6 +39,13 @@ func FuzzVerify(f *testing.F) {
 		tokClaims(ev(evCredChange, map[string]any{"credential_type": "password"})),
 		tokClaims(rawEvents(`{"urn:example:b":{},"urn:example:a":{}}`), set("sub", "s"), set("exp", testNow.Unix()+60)),
 		tokClaims(subID(map[string]any{"format": "complex", "user": map[string]any{"format": "opaque", "id": "u"}})),
+		tokClaims(ev(evCredChange, map[string]any{"credential_type": "verifiable_credential", "change_type": "revoked"})),
+		tokClaims(subID(map[string]any{"format": "Phone", "phone_number": "+1 206 555 0100"})),
+		tokClaims(ev(riscBase+"identifier-changed", map[string]any{"new-value": "x", "subject": map[string]any{"subject_type": "email"}})),
+		tokClaims(subID(map[string]any{"format": "aliases", "identifiers": []any{
+			map[string]any{"format": "account", "uri": "acct:a@example.com"},
+			map[string]any{"format": "did", "url": "did:example:1"},
+		}})),
 		tokHeader(func(h map[string]any) { delete(h, "kid") }),
 		tokHeader(func(h map[string]any) { delete(h, "typ") }),
 		tokRawClaims(func(base string) string { return `{"jti":"x",` + base }),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Event type URIs setgate knows the payload of.
@@ -23,87 +24,167 @@ type kind int
 const (
 	kString kind = iota
 	kNumber
+	kTimestamp // NumericDate in seconds
 	kObject
 	kStringArray
 	kLangMap // object of BCP 47 tag -> string, at least one entry
+	kSubject // subject identifier object (the legacy payload "subject")
 )
 
+// field describes one payload member.
 type field struct {
 	name     string
 	kind     kind
 	required bool
-	enum     []string
+	// values are the registered values of a string field. A value that
+	// differs from one only in case or separators ("_" for "-"), or that
+	// aliases names, is a fault that reads as the registered value.
+	values []string
+	// open means values is not exhaustive: other values are types the
+	// two parties agreed on, and are accepted.
+	open bool
+	// aliases maps other known spellings (normalized) to a registered
+	// value, such as a past tense for a verb.
+	aliases map[string]string
 }
 
-// caepCommon are the optional claims every CAEP event may carry (CAEP §2).
-var caepCommon = []field{
-	{name: "event_timestamp", kind: kNumber},
-	{name: "initiating_entity", kind: kString, enum: []string{"admin", "user", "policy", "system"}},
-	{name: "reason_admin", kind: kLangMap},
-	{name: "reason_user", kind: kLangMap},
-	{name: "subject", kind: kObject},
+// eventDef describes the payload of one known event type.
+type eventDef struct {
+	// name is the short name warnings start with, e.g. "credential-change".
+	name string
+	// family names the specification in warnings: CAEP, RISC or SSF.
+	family string
+	fields []field
+	// control marks SSF events setgate itself acts on (verification,
+	// stream-updated): their payloads are never relaxed.
+	control bool
+	// identifier marks RISC identifier-changed and identifier-recycled,
+	// whose subject must be an email address or a phone number.
+	identifier bool
 }
 
-var levels = []string{"LOW", "MEDIUM", "HIGH"}
+// Fields shared by several event types.
+var (
+	fEventTimestamp   = field{name: "event_timestamp", kind: kTimestamp}
+	fInitiatingEntity = field{name: "initiating_entity", kind: kString, values: []string{"admin", "user", "policy", "system"}}
+	fReasonAdmin      = field{name: "reason_admin", kind: kLangMap}
+	fReasonUser       = field{name: "reason_user", kind: kLangMap}
+	fSubject          = field{name: "subject", kind: kSubject}
+	fCredentialType   = field{name: "credential_type", kind: kString, required: true, open: true, values: []string{
+		"password", "pin", "x509", "fido2-platform", "fido2-roaming", "fido-u2f",
+		"verifiable-credential", "phone-voice", "phone-sms", "app",
+	}}
+	riskLevels   = []string{"LOW", "MEDIUM", "HIGH"}
+	deviceStatus = []string{"compliant", "not-compliant"}
+)
 
-// payloads maps each known event type to its payload fields (SPEC.md §7).
+// caep defines a CAEP 1.0 event: its fields plus the optional claims every
+// CAEP event may carry (CAEP §2) and the legacy payload subject.
+func caep(name string, fields ...field) eventDef {
+	fields = append(fields, fEventTimestamp, fInitiatingEntity, fReasonAdmin, fReasonUser, fSubject)
+	return eventDef{name: name, family: "CAEP", fields: fields}
+}
+
+// risc defines a RISC 1.0 event: its fields plus the legacy payload
+// subject.
+func risc(name string, fields ...field) eventDef {
+	return eventDef{name: name, family: "RISC", fields: append(fields, fSubject)}
+}
+
+// payloads maps each known event type to its payload (SPEC.md §7).
 // Types not listed here are accepted with any object payload.
-var payloads = map[string][]field{
-	caepBase + "session-revoked":     caepCommon,
-	caepBase + "token-claims-change": append([]field{{name: "claims", kind: kObject, required: true}}, caepCommon...),
-	caepBase + "credential-change": append([]field{
-		{name: "credential_type", kind: kString, required: true}, // open set: agreed types are allowed
-		{name: "change_type", kind: kString, required: true, enum: []string{"create", "revoke", "update", "delete"}},
-		{name: "friendly_name", kind: kString},
-		{name: "x509_issuer", kind: kString},
-		{name: "x509_serial", kind: kString},
-		{name: "fido2_aaguid", kind: kString},
-	}, caepCommon...),
-	caepBase + "assurance-level-change": append([]field{
-		{name: "namespace", kind: kString, required: true},
-		{name: "current_level", kind: kString, required: true},
-		{name: "previous_level", kind: kString},
-		{name: "change_direction", kind: kString, enum: []string{"increase", "decrease"}},
-	}, caepCommon...),
-	caepBase + "device-compliance-change": append([]field{
-		{name: "previous_status", kind: kString, required: true, enum: []string{"compliant", "not-compliant"}},
-		{name: "current_status", kind: kString, required: true, enum: []string{"compliant", "not-compliant"}},
-	}, caepCommon...),
-	caepBase + "session-established": append([]field{
-		{name: "fp_ua", kind: kString}, {name: "acr", kind: kString},
-		{name: "amr", kind: kStringArray}, {name: "ext_id", kind: kString},
-	}, caepCommon...),
-	caepBase + "session-presented": append([]field{
-		{name: "fp_ua", kind: kString}, {name: "ext_id", kind: kString},
-	}, caepCommon...),
-	caepBase + "risk-level-change": append([]field{
-		{name: "principal", kind: kString, required: true},
-		{name: "current_level", kind: kString, required: true, enum: levels},
-		{name: "previous_level", kind: kString, enum: levels},
-		{name: "risk_reason", kind: kString},
-	}, caepCommon...),
+var payloads = func() map[string]eventDef {
+	defs := []eventDef{
+		caep("session-revoked"),
+		caep("token-claims-change", field{name: "claims", kind: kObject, required: true}),
+		caep("credential-change",
+			fCredentialType,
+			field{name: "change_type", kind: kString, required: true, values: []string{"create", "revoke", "update", "delete"},
+				aliases: map[string]string{"created": "create", "revoked": "revoke", "updated": "update", "deleted": "delete"}},
+			field{name: "friendly_name", kind: kString},
+			field{name: "x509_issuer", kind: kString},
+			field{name: "x509_serial", kind: kString},
+			field{name: "fido2_aaguid", kind: kString},
+		),
+		caep("assurance-level-change",
+			field{name: "namespace", kind: kString, required: true, open: true,
+				values: []string{"RFC8176", "RFC6711", "ISO-IEC-29115", "NIST-IAL", "NIST-AAL", "NIST-FAL"}},
+			field{name: "current_level", kind: kString, required: true},
+			field{name: "previous_level", kind: kString},
+			field{name: "change_direction", kind: kString, values: []string{"increase", "decrease"},
+				aliases: map[string]string{"increased": "increase", "decreased": "decrease"}},
+		),
+		caep("device-compliance-change",
+			field{name: "previous_status", kind: kString, required: true, values: deviceStatus,
+				aliases: map[string]string{"noncompliant": "not-compliant"}},
+			field{name: "current_status", kind: kString, required: true, values: deviceStatus,
+				aliases: map[string]string{"noncompliant": "not-compliant"}},
+		),
+		caep("session-established",
+			field{name: "fp_ua", kind: kString}, field{name: "acr", kind: kString},
+			field{name: "amr", kind: kStringArray}, field{name: "ext_id", kind: kString},
+		),
+		caep("session-presented", field{name: "fp_ua", kind: kString}, field{name: "ext_id", kind: kString}),
+		caep("risk-level-change",
+			field{name: "principal", kind: kString, required: true},
+			field{name: "current_level", kind: kString, required: true, values: riskLevels},
+			field{name: "previous_level", kind: kString, values: riskLevels},
+			field{name: "risk_reason", kind: kString},
+		),
 
-	riscBase + "account-disabled": {
-		{name: "reason", kind: kString, enum: []string{"hijacking", "bulk-account"}},
-		{name: "subject", kind: kObject},
-	},
-	riscBase + "credential-compromise": append([]field{
-		{name: "credential_type", kind: kString, required: true},
-	}, caepCommon...),
-	riscBase + "identifier-changed": {{name: "new-value", kind: kString}, {name: "subject", kind: kObject}},
+		risc("account-credential-change-required"),
+		risc("account-purged"),
+		risc("account-disabled", field{name: "reason", kind: kString, values: []string{"hijacking", "bulk-account"},
+			aliases: map[string]string{"hijacked": "hijacking"}}),
+		risc("account-enabled"),
+		{name: "identifier-changed", family: "RISC", identifier: true,
+			fields: []field{{name: "new-value", kind: kString}, fSubject}},
+		{name: "identifier-recycled", family: "RISC", identifier: true, fields: []field{fSubject}},
+		risc("credential-compromise", fCredentialType, fEventTimestamp, fReasonAdmin, fReasonUser),
+		risc("opt-in"),
+		risc("opt-out-initiated"),
+		risc("opt-out-cancelled"),
+		risc("opt-out-effective"),
+		risc("recovery-activated"),
+		risc("recovery-information-changed"),
+		risc("sessions-revoked"), // deprecated for CAEP session-revoked, still valid
 
-	EventVerification: {{name: "state", kind: kString}},
-	EventStreamUpdated: {
-		{name: "status", kind: kString, required: true, enum: []string{"enabled", "paused", "disabled"}},
-		{name: "reason", kind: kString},
-	},
+		{name: "verification", family: "SSF", control: true, fields: []field{{name: "state", kind: kString}}},
+		{name: "stream-updated", family: "SSF", control: true, fields: []field{
+			{name: "status", kind: kString, required: true, values: []string{"enabled", "paused", "disabled"}},
+			{name: "reason", kind: kString},
+		}},
+	}
+	m := make(map[string]eventDef, len(defs))
+	for _, d := range defs {
+		base := caepBase
+		switch d.family {
+		case "RISC":
+			base = riscBase
+		case "SSF":
+			base = ssfBase
+		}
+		m[base+d.name] = d
+	}
+	return m
+}()
+
+// fault is one way a payload does not conform. desc completes "Event
+// Payload for <type> does not conform: …" in a rejection; warn is the
+// short, stable phrase a lenient warning carries after "<event name>: ".
+type fault struct {
+	desc, warn string
 }
+
+// sameFault is a fault that reads the same in a rejection and a warning.
+func sameFault(s string) fault { return fault{s, s} }
 
 // checkPayload checks a known event's payload and, for a verification
 // event, its state. Under lenient validation payload faults become
-// warnings on set; state mismatches never do.
+// warnings on set (every fault, in field order); state mismatches and SSF
+// control events never relax.
 func (v *Verifier) checkPayload(ev Event, set *SET) *Error {
-	fields, known := payloads[ev.Type]
+	def, known := payloads[ev.Type]
 	if !known {
 		return nil
 	}
@@ -111,12 +192,13 @@ func (v *Verifier) checkPayload(ev Event, set *SET) *Error {
 	if err := json.Unmarshal(ev.Payload, &m); err != nil {
 		return badRequest("The payload of event %q is not a JSON object.", ev.Type)
 	}
-	if msg := checkFields(m, fields); msg != "" {
-		desc := fmt.Sprintf("Event Payload for %s does not conform: %s.", ev.Type, msg)
-		if !v.cfg.Lenient {
-			return badRequest("%s", desc)
+	if faults := def.check(m, set.SubID); len(faults) > 0 {
+		if !v.cfg.Lenient || def.control {
+			return badRequest("Event Payload for %s does not conform: %s.", ev.Type, faults[0].desc)
 		}
-		set.Warnings = append(set.Warnings, desc)
+		for _, f := range faults {
+			set.Warnings = append(set.Warnings, def.name+": "+f.warn)
+		}
 	}
 	if ev.Type == EventVerification {
 		if state, ok := stringClaim(m, "state"); ok && !v.states.Pending(state) {
@@ -126,47 +208,146 @@ func (v *Verifier) checkPayload(ev Event, set *SET) *Error {
 	return nil
 }
 
-// checkFields returns "" when m fits fields, or a short English reason.
-func checkFields(m map[string]json.RawMessage, fields []field) string {
-	for _, f := range fields {
-		raw, ok := m[f.name]
-		if !ok || string(raw) == "null" {
-			if f.required {
-				return fmt.Sprintf("required field %q is missing", f.name)
-			}
-			continue
+// check returns every fault of payload m, in field order. subID is the
+// SET's sub_id (nil when absent).
+func (d eventDef) check(m map[string]json.RawMessage, subID json.RawMessage) []fault {
+	var faults []fault
+	for _, f := range d.fields {
+		faults = append(faults, f.check(m, d.family)...)
+	}
+	if d.identifier {
+		faults = append(faults, checkIdentifierSubject(m, subID)...)
+	}
+	return faults
+}
+
+// check returns the faults of field f in payload m.
+func (f field) check(m map[string]json.RawMessage, family string) []fault {
+	raw, ok := m[f.name]
+	if !ok || string(raw) == "null" {
+		if f.required {
+			return []fault{{fmt.Sprintf("required field %q is missing", f.name), f.name + " is missing"}}
 		}
-		switch f.kind {
-		case kString:
-			s, ok := stringClaim(m, f.name)
-			if !ok {
-				return fmt.Sprintf("%q must be a string", f.name)
-			}
-			if f.required && s == "" {
-				return fmt.Sprintf("%q must not be empty", f.name)
-			}
-			if f.enum != nil && !slices.Contains(f.enum, s) {
-				return fmt.Sprintf("%q has unknown value %q (allowed: %v)", f.name, truncate(s, 64), f.enum)
-			}
-		case kNumber:
-			if _, ok := numberClaim(m, f.name); !ok {
-				return fmt.Sprintf("%q must be a number", f.name)
-			}
-		case kObject:
-			if !isObject(raw) {
-				return fmt.Sprintf("%q must be an object", f.name)
-			}
-		case kStringArray:
-			var ss []string
-			if json.Unmarshal(raw, &ss) != nil {
-				return fmt.Sprintf("%q must be an array of strings", f.name)
-			}
-		case kLangMap:
-			var lm map[string]string
-			if !isObject(raw) || json.Unmarshal(raw, &lm) != nil || len(lm) == 0 {
-				return fmt.Sprintf("%q must map language tags to strings", f.name)
-			}
+		return nil
+	}
+	wrongType := func(what string) []fault {
+		return []fault{{fmt.Sprintf("%q must be %s", f.name, what), f.name + " is not " + what}}
+	}
+	switch f.kind {
+	case kString:
+		s, ok := stringClaim(m, f.name)
+		if !ok {
+			return wrongType("a string")
+		}
+		if f.required && s == "" {
+			return []fault{{fmt.Sprintf("%q must not be empty", f.name), f.name + " is empty"}}
+		}
+		return f.checkValue(s, family)
+	case kNumber, kTimestamp:
+		n, ok := numberClaim(m, f.name)
+		if !ok {
+			return wrongType("a number")
+		}
+		// Seconds beyond 1e11 are after the year 5000: the value is in
+		// milliseconds, as in early CAEP drafts' examples.
+		if x, _ := n.Float64(); f.kind == kTimestamp && x >= 1e11 {
+			return []fault{{fmt.Sprintf("%q is in milliseconds; NumericDate is in seconds", f.name), f.name + " is in milliseconds, not seconds"}}
+		}
+	case kObject:
+		if !isObject(raw) {
+			return wrongType("an object")
+		}
+	case kStringArray:
+		var ss []string
+		if json.Unmarshal(raw, &ss) != nil {
+			return wrongType("an array of strings")
+		}
+	case kLangMap:
+		// Early CAEP drafts sent the reason as a plain string.
+		if _, isString := stringClaim(m, f.name); isString {
+			return []fault{{fmt.Sprintf("%q must map language tags to strings, not be a plain string", f.name), f.name + " is a plain string, not a map of language tags"}}
+		}
+		var lm map[string]string
+		if !isObject(raw) || json.Unmarshal(raw, &lm) != nil || len(lm) == 0 {
+			return wrongType("a map of language tags to strings")
+		}
+	case kSubject:
+		c := subjectChecker{legacy: true}
+		var faults []fault
+		if s := c.check(raw, f.name, true, true); s != "" {
+			faults = append(faults, sameFault(s))
+		}
+		return append(faults, c.soft...)
+	}
+	return nil
+}
+
+// checkValue checks a string against the field's registered values.
+func (f field) checkValue(s, family string) []fault {
+	if f.values == nil || slices.Contains(f.values, s) {
+		return nil
+	}
+	got := truncate(s, 32)
+	key := normalize(s)
+	canon, ok := f.aliases[key]
+	for _, v := range f.values {
+		if normalize(v) == key {
+			canon, ok = v, true
 		}
 	}
-	return ""
+	if ok {
+		return []fault{{
+			fmt.Sprintf("%q has value %q, which is not a %s value (did you mean %q?)", f.name, got, family, canon),
+			fmt.Sprintf("%s %q is not a %s value; read as %q", f.name, got, family, canon),
+		}}
+	}
+	if f.open {
+		return nil // a type both parties agreed on
+	}
+	return []fault{{
+		fmt.Sprintf("%q has unknown value %q (allowed: %s)", f.name, got, strings.Join(f.values, ", ")),
+		fmt.Sprintf("%s %q is not a %s value", f.name, got, family),
+	}}
+}
+
+// checkIdentifierSubject checks RISC identifier-changed/-recycled: the
+// subject (sub_id, or the payload subject) must be an email address or a
+// phone number, and new-value, when present, must have the same form.
+func checkIdentifierSubject(m map[string]json.RawMessage, subID json.RawMessage) []fault {
+	formats := append(principalFormats(subID, false), principalFormats(m["subject"], true)...)
+	email, phone := slices.Contains(formats, "email"), slices.Contains(formats, "phone_number")
+	if !email && !phone {
+		return []fault{{"the subject must be an email or phone_number identifier", "subject is not an email or phone_number identifier"}}
+	}
+	nv, ok := stringClaim(m, "new-value")
+	if !ok || email && isAddrSpec(nv) || phone && isE164(nv) {
+		return nil
+	}
+	want := "an email address"
+	switch {
+	case email && phone:
+		want = "an email address or an E.164 telephone number"
+	case phone:
+		want = "an E.164 telephone number"
+	}
+	return []fault{{fmt.Sprintf("%q is not %s like the subject", "new-value", want), "new-value is not " + want}}
+}
+
+// normalize folds case and drops separators, so that spellings of one
+// value compare equal ("verifiable_credential", "Verifiable-Credential").
+func normalize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '_', ' ', '.':
+			return -1
+		}
+		return toLowerASCII(r)
+	}, s)
+}
+
+func toLowerASCII(r rune) rune {
+	if r >= 'A' && r <= 'Z' {
+		return r + 'a' - 'A'
+	}
+	return r
 }

@@ -51,7 +51,14 @@ type SET struct {
 	Sub string
 	// Events holds the events in the order they appear in the token.
 	Events []Event
-	// Warnings lists payload faults tolerated under lenient payload
-	// validation; empty under strict validation.
+	// Warnings lists the faults tolerated under lenient payload
+	// validation, each a short phrase that does not change between
+	// releases: "<event name>: <problem>" for an event payload, e.g.
+	//
+	//	credential-change: change_type "revoked" is not a CAEP value; read as "revoke"
+	//
+	// or "sub_id…" for a subject identifier (never quoting its values). It
+	// is empty under strict validation. Payloads are kept as sent: a
+	// warning says how a misspelled value reads, it does not rewrite it.
 	Warnings []string
 }
