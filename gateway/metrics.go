@@ -29,6 +29,7 @@ type Metrics struct {
 	rejected    *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
 	unavailable *prometheus.CounterVec
+	warnings    *prometheus.CounterVec
 	events      *prometheus.CounterVec
 	accept      *prometheus.HistogramVec
 	publish     *prometheus.HistogramVec
@@ -79,6 +80,9 @@ func NewMetrics() *Metrics {
 		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "setgate_sets_not_persisted_total", Help: "Valid SETs that could not be stored (NATS down or slow): 503 or not acked.",
 		}, byIssuer),
+		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "setgate_sets_payload_warnings_total", Help: "Accepted SETs with payload faults tolerated by payload_validation: lenient (listed in the envelope's payload_warnings).",
+		}, byIssuer),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "setgate_events_published_total", Help: "Events stored in JetStream, by issuer and subject family (caep, risc, ssf, ext, overrides).",
 		}, []string{"issuer", "family"}),
@@ -99,7 +103,7 @@ func NewMetrics() *Metrics {
 		}, []string{"result"}),
 		counts: make(map[string]*IssuerCounters),
 	}
-	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.duplicates, m.unavailable, m.events,
+	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.duplicates, m.unavailable, m.warnings, m.events,
 		m.accept, m.publish, m.push, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloads.WithLabelValues("success")
@@ -188,6 +192,9 @@ func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []b
 		m.accept.WithLabelValues(del).Observe(elapsed.Seconds())
 		m.publish.WithLabelValues(del).Observe(res.PublishTime.Seconds())
 		c.Accepted[d]++
+		if res.SET != nil && len(res.SET.Warnings) > 0 {
+			m.warnings.WithLabelValues(name, del).Inc()
+		}
 		if res.Duplicate {
 			m.duplicates.WithLabelValues(name, del).Inc()
 			c.Duplicates[d]++

@@ -52,7 +52,21 @@ type IssuerState struct {
 	Push              bool             `json:"push"`
 	JWKS              verify.KeyStatus `json:"jwks"`
 	Poll              *PollState       `json:"poll,omitempty"`
+	Stream            *StreamState     `json:"stream,omitempty"`
 	Counters          IssuerCounters   `json:"counters"`
+}
+
+// StreamState is an issuer's OpenID Shared Signals stream as setgate
+// manages it.
+type StreamState struct {
+	// Healthy is false while the stream is not set up, is paused or
+	// disabled, or a requested verification event did not arrive in time.
+	Healthy bool `json:"healthy"`
+	// Status is the transmitter's stream status: enabled, paused, disabled.
+	Status string `json:"status,omitempty"`
+	// Detail is the stream manager's full status (stream_id, delivery,
+	// verification, events delivered and missing, last error).
+	Detail any `json:"detail"`
 }
 
 // PollState is an issuer's poll loop.
@@ -90,6 +104,7 @@ type stateCollector struct {
 	jwksFetches, jwksFailures, jwksKeys, jwksLast                                 *prometheus.Desc
 	pollRequests, pollReceived, pollAcked, pollSetErrs, pollFailures, pollBackoff *prometheus.Desc
 	pollLastSuccess, pollLease, natsConnected, configInfo, configOK, configLoaded *prometheus.Desc
+	streamHealthy, streamStatus                                                   *prometheus.Desc
 }
 
 // NewStateCollector returns a collector that reports JWKS caches, poll
@@ -117,13 +132,15 @@ func NewStateCollector(state StateFunc) prometheus.Collector {
 		configInfo:      d("setgate_config_info", "The issuers file in force (value 1), by hash.", []string{"hash"}),
 		configOK:        d("setgate_config_last_load_success", "1 when the last load of the issuers file succeeded.", nil),
 		configLoaded:    d("setgate_config_loaded_timestamp_seconds", "When the configuration in force was loaded (Unix time).", nil),
+		streamHealthy:   d("setgate_ssf_stream_healthy", "1 when the issuer's SSF stream is set up, enabled and verified in time.", issuer),
+		streamStatus:    d("setgate_ssf_stream_status", "The SSF stream status reported by the transmitter (value 1).", []string{"issuer", "status"}),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.jwksFetches, c.jwksFailures, c.jwksKeys, c.jwksLast, c.pollRequests,
 		c.pollReceived, c.pollAcked, c.pollSetErrs, c.pollFailures, c.pollBackoff, c.pollLastSuccess, c.pollLease,
-		c.natsConnected, c.configInfo, c.configOK, c.configLoaded} {
+		c.natsConnected, c.configInfo, c.configOK, c.configLoaded, c.streamHealthy, c.streamStatus} {
 		ch <- d
 	}
 }
@@ -150,6 +167,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			put(c.pollBackoff, prometheus.GaugeValue, max(0, p.NextAttempt.Sub(now).Seconds()), is.Name)
 			put(c.pollLastSuccess, prometheus.GaugeValue, unix(p.LastPoll), is.Name)
 			put(c.pollLease, prometheus.GaugeValue, boolValue(p.LeaseHeld), is.Name)
+		}
+		if st := is.Stream; st != nil {
+			put(c.streamHealthy, prometheus.GaugeValue, boolValue(st.Healthy), is.Name)
+			if st.Status != "" {
+				put(c.streamStatus, prometheus.GaugeValue, 1, is.Name, st.Status)
+			}
 		}
 	}
 	put(c.natsConnected, prometheus.GaugeValue, boolValue(st.NATS.Connected))

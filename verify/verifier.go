@@ -30,6 +30,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// States holds the verification states this issuer expects; nil
+	// means a new, empty set. Pass the same States to a rebuilt Verifier
+	// so a verification requested before a reload is still recognised.
+	States *States
 }
 
 func (o *Options) defaults() {
@@ -88,7 +92,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg, allow: make(map[string]bool), keys: ks, states: NewStates(opts.Now), now: opts.Now}
+	states := opts.States
+	if states == nil {
+		states = NewStates(opts.Now)
+	}
+	v := &Verifier{cfg: cfg, allow: make(map[string]bool), keys: ks, states: states, now: opts.Now}
 	for _, a := range cfg.Algorithms {
 		v.allow[a] = true
 	}

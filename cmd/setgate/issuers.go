@@ -35,7 +35,7 @@ type issuerEntry struct {
 	PayloadValidation string       `yaml:"payload_validation"`
 	Push              *pushBlock   `yaml:"push"`
 	Poll              *pollBlock   `yaml:"poll"`
-	Stream            *yaml.Node   `yaml:"stream"`
+	Stream            *streamBlock `yaml:"stream"`
 	Events            *eventsBlock `yaml:"events"`
 }
 
@@ -59,6 +59,20 @@ type oauth2Block struct {
 	ClientSecretFile string   `yaml:"client_secret_file"`
 	ClientSecretEnv  string   `yaml:"client_secret_env"`
 	Scopes           []string `yaml:"scopes"`
+}
+
+type streamBlock struct {
+	Manage                  bool         `yaml:"manage"`
+	Delivery                string       `yaml:"delivery"`
+	EventsRequested         []string     `yaml:"events_requested"`
+	Description             string       `yaml:"description"`
+	AuthorizationHeaderFile string       `yaml:"authorization_header_file"`
+	AuthorizationHeaderEnv  string       `yaml:"authorization_header_env"`
+	BearerTokenFile         string       `yaml:"bearer_token_file"`
+	BearerTokenEnv          string       `yaml:"bearer_token_env"`
+	OAuth2                  *oauth2Block `yaml:"oauth2"`
+	VerificationInterval    string       `yaml:"verification_interval"`
+	VerificationTimeout     string       `yaml:"verification_timeout"`
 }
 
 type eventsBlock struct {
@@ -89,6 +103,23 @@ type issuerSpec struct {
 	PushToken string // bare bearer token; empty: no push
 	Poll      *pollSpec
 	Overrides map[string]string
+	// Discovery: jwks_uri (unless set) and the SSF endpoints come from
+	// the issuer's /.well-known/ssf-configuration.
+	Discovery bool
+	// Stream, when set, makes setgate manage its SSF stream.
+	Stream *streamSpec
+}
+
+// streamSpec is a validated stream block.
+type streamSpec struct {
+	Delivery             string // "push" or "poll"
+	EventsRequested      []string
+	Description          string
+	PushAuthorization    string                    // bare token the transmitter sends us (push)
+	Bearer               string                    // what we present to the SSF endpoints, or
+	OAuth2               *clientcredentials.Config // client credentials
+	VerificationInterval time.Duration
+	VerificationTimeout  time.Duration
 }
 
 // pollSpec is a validated poll block.
@@ -191,13 +222,7 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	if !issuerName.MatchString(e.Name) {
 		return issuerSpec{}, errors.New("name: must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
 	}
-	if e.Discovery {
-		return issuerSpec{}, errors.New("discovery: SSF discovery is not supported by this version; set jwks_uri")
-	}
-	if e.Stream != nil {
-		return issuerSpec{}, errors.New("stream: SSF stream management is not supported by this version")
-	}
-	spec := issuerSpec{Name: e.Name}
+	spec := issuerSpec{Name: e.Name, Discovery: e.Discovery}
 	cfg := verify.Config{
 		Name:       e.Name,
 		Issuer:     e.Issuer,
@@ -223,11 +248,25 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	default:
 		return spec, fmt.Errorf("payload_validation: %q is not strict or lenient", e.PayloadValidation)
 	}
-	if err := cfg.Validate(); err != nil {
+	check := cfg
+	if e.Discovery && check.JWKSURI == "" {
+		check.JWKSURI = check.Issuer // discovered later; validate the rest now
+	}
+	if err := check.Validate(); err != nil {
 		return spec, err
 	}
 	spec.Verify = cfg
-	if e.Push == nil && e.Poll == nil {
+	if e.Stream != nil {
+		st, err := e.Stream.resolve(e, vars, readFile)
+		if err != nil {
+			return spec, err
+		}
+		spec.Stream = st
+		if st.Delivery == "push" && e.Push == nil {
+			spec.PushToken = st.PushAuthorization // the credential we ask the transmitter to send
+		}
+	}
+	if e.Push == nil && e.Poll == nil && e.Stream == nil {
 		return spec, errors.New("push or poll: one is required (how SETs reach setgate)")
 	}
 	if e.Push != nil {
@@ -238,11 +277,16 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 		spec.PushToken = token
 	}
 	if e.Poll != nil {
-		p, err := e.Poll.resolve(vars, readFile)
+		managedPoll := spec.Stream != nil && spec.Stream.Delivery == "poll"
+		p, err := e.Poll.resolve(vars, readFile, managedPoll)
 		if err != nil {
 			return spec, err
 		}
 		spec.Poll = p
+	}
+	if spec.Stream != nil && spec.Stream.Delivery == "poll" && spec.Poll == nil {
+		// The transmitter names the endpoint; poll with the stream's credential.
+		spec.Poll = &pollSpec{Bearer: spec.Stream.Bearer, OAuth2: spec.Stream.OAuth2}
 	}
 	if e.Events != nil {
 		for typ, subj := range e.Events.Subjects {
@@ -255,12 +299,18 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	return spec, nil
 }
 
-func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (*pollSpec, error) {
-	if b.Endpoint == "" {
+// resolve validates a poll block. For a managed poll stream the
+// transmitter names the endpoint, so the block must not.
+func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byte, error), managed bool) (*pollSpec, error) {
+	switch {
+	case managed && b.Endpoint != "":
+		return nil, errors.New("poll.endpoint: must be left out: the managed stream (stream.delivery: poll) names it")
+	case !managed && b.Endpoint == "":
 		return nil, errors.New("poll.endpoint: is required")
-	}
-	if err := verify.CheckEndpointURL(b.Endpoint); err != nil {
-		return nil, fmt.Errorf("poll.endpoint: %w", err)
+	case !managed:
+		if err := verify.CheckEndpointURL(b.Endpoint); err != nil {
+			return nil, fmt.Errorf("poll.endpoint: %w", err)
+		}
 	}
 	if b.MaxEvents < 0 {
 		return nil, errors.New("poll.max_events: must not be negative")
@@ -278,21 +328,11 @@ func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byt
 	case hasBearer && b.OAuth2 != nil:
 		return nil, errors.New("poll: set a bearer token or oauth2, not both")
 	case b.OAuth2 != nil:
-		o := b.OAuth2
-		if o.TokenURL == "" {
-			return nil, errors.New("poll.oauth2.token_url: is required")
-		}
-		if err := verify.CheckEndpointURL(o.TokenURL); err != nil {
-			return nil, fmt.Errorf("poll.oauth2.token_url: %w", err)
-		}
-		if o.ClientID == "" {
-			return nil, errors.New("poll.oauth2.client_id: is required")
-		}
-		sec, err := secretValue("poll.oauth2.client_secret", o.ClientSecretFile, o.ClientSecretEnv, vars, readFile)
+		cc, err := b.OAuth2.resolve("poll", vars, readFile)
 		if err != nil {
 			return nil, err
 		}
-		p.OAuth2 = &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: sec, TokenURL: o.TokenURL, Scopes: o.Scopes}
+		p.OAuth2 = cc
 	default:
 		tok, err := secret("poll", b.BearerTokenFile, b.BearerTokenEnv, vars, readFile)
 		if err != nil {
@@ -301,6 +341,94 @@ func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byt
 		p.Bearer = tok
 	}
 	return p, nil
+}
+
+func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile func(string) ([]byte, error)) (*streamSpec, error) {
+	if !e.Discovery {
+		return nil, errors.New("stream: needs discovery: true (the SSF endpoints come from the transmitter's metadata)")
+	}
+	if !b.Manage {
+		return nil, errors.New("stream.manage: only manage: true is supported; remove the stream block to leave the stream alone")
+	}
+	st := &streamSpec{Delivery: b.Delivery, EventsRequested: b.EventsRequested, Description: b.Description,
+		VerificationInterval: time.Hour, VerificationTimeout: 2 * time.Minute}
+	switch b.Delivery {
+	case "push":
+		tok, err := secretValue("stream.authorization_header", b.AuthorizationHeaderFile, b.AuthorizationHeaderEnv, vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		st.PushAuthorization = tok
+		if e.Push != nil {
+			if e.Push.BearerTokenFile != b.AuthorizationHeaderFile || e.Push.BearerTokenEnv != b.AuthorizationHeaderEnv {
+				return nil, errors.New("push: with stream.delivery push, leave the push block out (stream.authorization_header_file is the push credential) or name the same secret")
+			}
+		}
+	case "poll":
+		if b.AuthorizationHeaderFile != "" || b.AuthorizationHeaderEnv != "" {
+			return nil, errors.New("stream.authorization_header_file: only for delivery push")
+		}
+	default:
+		return nil, fmt.Errorf("stream.delivery: %q is not push or poll", b.Delivery)
+	}
+	if len(b.EventsRequested) == 0 {
+		return nil, errors.New("stream.events_requested: name at least one event type")
+	}
+	hasBearer := b.BearerTokenFile != "" || b.BearerTokenEnv != ""
+	switch {
+	case hasBearer && b.OAuth2 != nil:
+		return nil, errors.New("stream: set a bearer token or oauth2, not both")
+	case b.OAuth2 != nil:
+		cc, err := b.OAuth2.resolve("stream", vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		st.OAuth2 = cc
+	default:
+		tok, err := secret("stream", b.BearerTokenFile, b.BearerTokenEnv, vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		st.Bearer = tok
+	}
+	var err error
+	if st.VerificationInterval, err = optionalDuration("stream.verification_interval", b.VerificationInterval, time.Hour); err != nil {
+		return nil, err
+	}
+	if st.VerificationTimeout, err = optionalDuration("stream.verification_timeout", b.VerificationTimeout, 2*time.Minute); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// optionalDuration parses raw, or returns def when raw is empty.
+func optionalDuration(key, raw string, def time.Duration) (time.Duration, error) {
+	if raw == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: %q is not a duration like 1h (0 disables)", key, raw)
+	}
+	return d, nil
+}
+
+// resolve validates an oauth2 block of the block named where.
+func (o *oauth2Block) resolve(where string, vars map[string]string, readFile func(string) ([]byte, error)) (*clientcredentials.Config, error) {
+	if o.TokenURL == "" {
+		return nil, fmt.Errorf("%s.oauth2.token_url: is required", where)
+	}
+	if err := verify.CheckEndpointURL(o.TokenURL); err != nil {
+		return nil, fmt.Errorf("%s.oauth2.token_url: %w", where, err)
+	}
+	if o.ClientID == "" {
+		return nil, fmt.Errorf("%s.oauth2.client_id: is required", where)
+	}
+	sec, err := secretValue(where+".oauth2.client_secret", o.ClientSecretFile, o.ClientSecretEnv, vars, readFile)
+	if err != nil {
+		return nil, err
+	}
+	return &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: sec, TokenURL: o.TokenURL, Scopes: o.Scopes}, nil
 }
 
 // secret reads a bearer token named by exactly one of a *_file path or an

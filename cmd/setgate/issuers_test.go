@@ -82,6 +82,16 @@ func TestParseIssuers(t *testing.T) {
 		{"poll unknown key", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      maxEvents: 5\n", `issuer "acme": poll.maxEvents: unknown key`},
 		{"neither push nor poll", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "", 1), `issuer "acme": push or poll: one is required`},
 		{"not yaml", "issuers: [", "yaml"},
+		{"ssf push stream", ssfIssuer("push", "      authorization_header_file: /secrets/acme\n"), ""},
+		{"ssf poll stream", ssfIssuer("poll", ""), "poll-only"},
+		{"ssf stream without discovery", strings.Replace(ssfIssuer("poll", ""), "    discovery: true\n", "    jwks_uri: https://sgnl.example/jwks\n", 1), `issuer "sgnl": stream: needs discovery: true`},
+		{"ssf manage false", strings.Replace(ssfIssuer("poll", ""), "manage: true", "manage: false", 1), `stream.manage:`},
+		{"ssf bad delivery", ssfIssuer("carrier-pigeon", ""), `stream.delivery: "carrier-pigeon"`},
+		{"ssf push without header", ssfIssuer("push", ""), `stream.authorization_header`},
+		{"ssf no events", strings.Replace(ssfIssuer("poll", ""), "      events_requested: [https://schemas.openid.net/secevent/caep/event-type/session-revoked]\n", "", 1), `stream.events_requested`},
+		{"ssf no credential", strings.Replace(ssfIssuer("poll", ""), "      bearer_token_env: ACME_TOKEN\n", "", 1), `stream: stream.bearer_token_file or stream.bearer_token_env is required`},
+		{"ssf bad interval", ssfIssuer("poll", "      verification_interval: often\n"), `stream.verification_interval`},
+		{"ssf managed poll with endpoint", ssfIssuer("poll", "") + "    poll:\n      endpoint: https://x.example/poll\n      bearer_token_env: ACME_TOKEN\n", `poll.endpoint: must be left out`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +116,21 @@ func TestParseIssuers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ssfIssuer is an issuer with discovery and a managed stream.
+func ssfIssuer(delivery, extra string) string {
+	return `issuers:
+  - name: sgnl
+    issuer: https://sgnl.example/
+    audience: https://setgate.example/
+    discovery: true
+    stream:
+      manage: true
+      delivery: ` + delivery + `
+      events_requested: [https://schemas.openid.net/secevent/caep/event-type/session-revoked]
+      bearer_token_env: ACME_TOKEN
+` + extra
 }
 
 func TestParseIssuersSecretTrimmed(t *testing.T) {

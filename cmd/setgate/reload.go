@@ -156,8 +156,12 @@ func (app *gatewayApp) state(ctx context.Context) gateway.State {
 		if cfg.Lenient {
 			is.PayloadValidation = "lenient"
 		}
-		if li.loop != nil {
-			p := li.loop.Status()
+		if li.mgr != nil {
+			ms := li.mgr.Status()
+			is.Stream = &gateway.StreamState{Healthy: ms.Healthy, Status: ms.Status, Detail: ms}
+		}
+		if loop := li.loop.Load(); loop != nil {
+			p := loop.Status()
 			is.Poll = &gateway.PollState{
 				Endpoint: p.Endpoint, LeaseHeld: p.LeaseHeld, LastPoll: p.LastPoll, LastError: p.LastError,
 				LastErrorAt: p.LastErrorAt, NextAttempt: p.NextAttempt, ConsecutiveFailures: p.ConsecutiveFailures,

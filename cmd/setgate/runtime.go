@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/poller"
+	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -22,7 +26,9 @@ type liveIssuer struct {
 	spec     issuerSpec
 	verifier *verify.Verifier
 	source   *bridge.Source
-	loop     *poller.Loop
+	meta     *ssf.Metadata // discovered SSF metadata, nil without discovery
+	mgr      *ssf.Manager  // SSF stream manager, nil without a stream block
+	loop     atomic.Pointer[poller.Loop]
 	run      func()             // runs the poll loop until stop; then closes done
 	stop     context.CancelFunc // stops the poll loop
 	done     chan struct{}      // closed when the poll loop returned (or never ran)
@@ -38,15 +44,24 @@ type liveIssuers struct {
 	in     poller.Intake
 	gw     *gateway.Server
 	holder string
+	// httpClient makes SSF discovery and management calls.
+	httpClient *http.Client
 
-	mu     sync.Mutex
-	live   map[string]*liveIssuer
+	mu   sync.Mutex
+	live map[string]*liveIssuer
+	// states keeps each issuer's requested verification states across
+	// rebuilds, so a reload does not turn an answer into invalid_state.
+	states map[string]*verify.States
 	closed bool // stopAll ran: a late reload must not start anything
 }
 
 // newLiveIssuers returns an empty set; poll loops hand SETs to in.
 func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in poller.Intake, gw *gateway.Server) *liveIssuers {
-	return &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(), live: make(map[string]*liveIssuer)}
+	return &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
+		live: make(map[string]*liveIssuer), states: make(map[string]*verify.States),
+		httpClient: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // SSF endpoints are used as configured, never redirected
+		}}}
 }
 
 // apply makes specs the running configuration. It builds everything new
@@ -113,7 +128,26 @@ func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
 }
 
 func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, error) {
+	var meta *ssf.Metadata
+	if spec.Discovery {
+		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("issuer %q: discovery: %w", spec.Name, err)
+		}
+		meta = m
+		if spec.Verify.JWKSURI == "" {
+			spec.Verify.JWKSURI = m.JWKSURI
+		}
+	}
+	states, ok := l.states[spec.Name]
+	if !ok {
+		states = verify.NewStates(nil)
+		l.states[spec.Name] = states
+	}
 	v, err := verify.New(ctx, spec.Verify, verify.Options{
+		States:             states,
 		FetchTimeout:       l.s.JWKSFetchTimeout,
 		RefreshInterval:    l.s.JWKSRefresh,
 		MinRefreshInterval: l.s.JWKSMinRefresh,
@@ -122,11 +156,25 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	if err != nil {
 		return nil, err
 	}
-	li := &liveIssuer{spec: spec, verifier: v, source: &bridge.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
+	li := &liveIssuer{spec: spec, verifier: v, meta: meta, source: &bridge.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	li.stop, li.done = cancel, make(chan struct{})
 	li.run = func() { close(li.done) }
+	var streamReady chan ssf.StreamConfig
+	if spec.Stream != nil {
+		if streamReady, err = l.buildManager(li); err != nil {
+			cancel()
+			v.Close()
+			return nil, err
+		}
+	}
 	if spec.Poll == nil {
+		if li.mgr != nil {
+			li.run = func() {
+				defer close(li.done)
+				_ = li.mgr.Run(pctx)
+			}
+		}
 		return li, nil
 	}
 	lease, err := l.br.Lease(ctx, "poll."+spec.Name, l.holder, l.s.PollLeaseTTL)
@@ -141,16 +189,47 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	} else {
 		auth = poller.BearerToken(spec.Poll.Bearer)
 	}
-	li.loop, err = poller.New(poller.Config{
-		Source:          li.source,
-		Endpoint:        spec.Poll.Endpoint,
-		MaxEvents:       spec.Poll.MaxEvents,
-		LongPollTimeout: spec.Poll.LongPollTimeout,
-		Auth:            auth,
-		Lease:           lease,
-		ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
-		Logger:          l.log, // the loop adds issuer and delivery
-	}, l.in)
+	newLoop := func(endpoint string) (*poller.Loop, error) {
+		return poller.New(poller.Config{
+			Source:          li.source,
+			Endpoint:        endpoint,
+			MaxEvents:       spec.Poll.MaxEvents,
+			LongPollTimeout: spec.Poll.LongPollTimeout,
+			Auth:            auth,
+			Lease:           lease,
+			ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
+			Logger:          l.log, // the loop adds issuer and delivery
+		}, l.in)
+	}
+	runLoop := func(loop *poller.Loop) {
+		li.loop.Store(loop)
+		if err := loop.Run(pctx); err != nil {
+			l.log.Warn("poll loop ended", "issuer", spec.Name, "err", err)
+		}
+	}
+	if streamReady != nil {
+		// A managed poll stream: the transmitter names the endpoint once
+		// the stream is set up.
+		li.run = func() {
+			defer close(li.done)
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = li.mgr.Run(pctx) })
+			defer wg.Wait()
+			select {
+			case <-pctx.Done():
+				return
+			case st := <-streamReady:
+				loop, err := newLoop(st.Delivery.EndpointURL)
+				if err != nil {
+					l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
+					return
+				}
+				runLoop(loop)
+			}
+		}
+		return li, nil
+	}
+	loop, err := newLoop(spec.Poll.Endpoint)
 	if err != nil {
 		cancel()
 		v.Close()
@@ -158,11 +237,64 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	}
 	li.run = func() {
 		defer close(li.done)
-		if err := li.loop.Run(pctx); err != nil {
-			l.log.Warn("poll loop ended", "issuer", spec.Name, "err", err)
-		}
+		runLoop(loop)
 	}
 	return li, nil
+}
+
+// discoveryTimeout bounds reading an issuer's SSF metadata.
+const discoveryTimeout = 15 * time.Second
+
+// buildManager sets up the SSF stream manager of li. The returned channel
+// yields the stream configuration once it is set up (for poll streams).
+func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error) {
+	spec := li.spec
+	st := spec.Stream
+	var auth poller.Auth = poller.BearerToken(st.Bearer)
+	if st.OAuth2 != nil {
+		auth = poller.OAuth2ClientCredentials(*st.OAuth2)
+	}
+	cfg := ssf.ManagerConfig{
+		Issuer:               spec.Verify.Issuer,
+		Delivery:             st.Delivery,
+		EventsRequested:      st.EventsRequested,
+		Description:          st.Description,
+		VerificationInterval: st.VerificationInterval,
+		VerificationTimeout:  st.VerificationTimeout,
+		States:               li.verifier.States(),
+		Client:               ssf.New(li.meta, auth, l.httpClient, l.log.With("issuer", spec.Name)),
+		Logger:               l.log.With("issuer", spec.Name),
+	}
+	if st.Delivery == ssf.DeliveryPush {
+		if l.s.PublicURL == "" {
+			return nil, fmt.Errorf("issuer %q: stream.delivery push needs SETGATE_PUBLIC_URL (the URL the transmitter pushes to)", spec.Name)
+		}
+		cfg.PushEndpoint = strings.TrimRight(l.s.PublicURL, "/") + "/events/" + spec.Name
+		cfg.PushAuthorization = st.PushAuthorization
+	}
+	ready := make(chan ssf.StreamConfig, 1)
+	cfg.OnStream = func(sc ssf.StreamConfig) {
+		select {
+		case ready <- sc:
+		default:
+		}
+	}
+	mgr, err := ssf.NewManager(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: stream: %w", spec.Name, err)
+	}
+	li.mgr = mgr
+	if st.Delivery == ssf.DeliveryPoll {
+		return ready, nil
+	}
+	return nil, nil
+}
+
+// get returns the running issuer called name, or nil.
+func (l *liveIssuers) get(name string) *liveIssuer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live[name]
 }
 
 // handOver stops prev's poll loop (if any), then runs li's until it is
@@ -222,4 +354,31 @@ func sortedNames(m map[string]*liveIssuer) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// observingIntake tells an issuer's SSF stream manager about every
+// verification and stream-updated event accepted from it (push or poll),
+// so requested verifications are confirmed and status changes recorded.
+type observingIntake struct {
+	in   gateway.Intake
+	live *liveIssuers
+}
+
+func (o observingIntake) Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error) {
+	res, err := o.in.Accept(ctx, src, raw, d)
+	if err == nil && res.SET != nil {
+		if li := o.live.get(src.Name); li != nil && li.mgr != nil {
+			for _, ev := range res.SET.Events {
+				li.mgr.Observe(ev.Type, ev.Payload)
+			}
+		}
+	}
+	return res, err
+}
+
+// Reject forwards rejections made before verification (poller.Rejecter).
+func (o observingIntake) Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery) {
+	if r, ok := o.in.(poller.Rejecter); ok {
+		r.Reject(ctx, src, e, d)
+	}
 }

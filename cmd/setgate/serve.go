@@ -69,7 +69,10 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 
-	intake := app.metrics.Wrap(app.br) // push and poll are counted in one place
+	// One intake for push and poll: counted by the metrics, observed by
+	// the SSF stream managers, verified and published by the bridge.
+	observed := &observingIntake{in: app.metrics.Wrap(app.br)}
+	intake := gateway.Intake(observed)
 	app.gw = gateway.New(gateway.Config{
 		Intake:        intake,
 		Ready:         app.br.Ready,
@@ -83,6 +86,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 	app.issuers = newLiveIssuers(s, log, app.br, intake, app.gw)
+	observed.live = app.issuers
 	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
 		return nil, err
 	}
