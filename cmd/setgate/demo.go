@@ -59,13 +59,19 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 		return err
 	}
 	defer initech.Close()
-	acmeToken, globexToken, pollToken := randomToken(), randomToken(), randomToken()
+	acmeToken, globexToken, pollToken, ssfPushToken, ssfMgmtToken := randomToken(), randomToken(), randomToken(), randomToken(), randomToken()
+	sgnl, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: "https://setgate.demo/", Bearer: ssfMgmtToken})
+	if err != nil {
+		return err
+	}
+	defer sgnl.Close()
 	pollServer, err := transmitter.NewPollServer(transmitter.PollOptions{Bearer: pollToken, Hold: 2 * time.Second})
 	if err != nil {
 		return err
 	}
 	defer pollServer.Close()
-	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken, "initech.token": pollToken} {
+	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken, "initech.token": pollToken,
+		"ssf-push.token": ssfPushToken, "ssf-mgmt.token": ssfMgmtToken} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(tok+"\n"), 0o600); err != nil {
 			return err
 		}
@@ -94,9 +100,24 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
       endpoint: %s
       long_poll_timeout: 2s
       bearer_token_file: %s
+  - name: sgnl-ssf
+    issuer: %s
+    audience: [https://setgate.demo/]
+    discovery: true
+    algorithms: [ES256]
+    stream:
+      manage: true
+      delivery: push
+      events_requested: [%s, %s]
+      description: setgate demo
+      authorization_header_file: %s
+      bearer_token_file: %s
+      verification_interval: 15s
 `, acme.Issuer(), acme.JWKSURL(), filepath.Join(dir, "acme.token"),
 		globex.Issuer(), globex.JWKSURL(), filepath.Join(dir, "globex.token"),
-		initech.Issuer(), initech.JWKSURL(), pollServer.URL(), filepath.Join(dir, "initech.token"))
+		initech.Issuer(), initech.JWKSURL(), pollServer.URL(), filepath.Join(dir, "initech.token"),
+		sgnl.Issuer(), transmitter.SessionRevoked, transmitter.CredentialChange,
+		filepath.Join(dir, "ssf-push.token"), filepath.Join(dir, "ssf-mgmt.token"))
 	issuersPath := filepath.Join(dir, "issuers.yaml")
 	if err := os.WriteFile(issuersPath, []byte(issuersYAML), 0o600); err != nil {
 		return err
@@ -119,6 +140,14 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 	merged["SETGATE_ISSUERS_FILE"] = issuersPath
 	merged["SETGATE_NATS_URL"] = "" // the demo always runs its own NATS
+	// The SSF transmitter pushes to the public URL, so the push address
+	// must be known before the gateway starts.
+	if merged["SETGATE_HTTP_ADDR"], err = concreteAddr(merged["SETGATE_HTTP_ADDR"]); err != nil {
+		return err
+	}
+	if merged["SETGATE_PUBLIC_URL"] == "" {
+		merged["SETGATE_PUBLIC_URL"] = "http://" + merged["SETGATE_HTTP_ADDR"]
+	}
 	s, err := loadSettings(merged)
 	if err != nil {
 		return err
@@ -161,11 +190,13 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 
 	out.printf("setgate demo: push receiver %s, admin %s, NATS %s (stream %s)\n",
 		app.pushURL, "http://"+app.adminLn.Addr().String(), app.br.ClientURL(), s.Stream)
-	out.printf("Two transmitters push CAEP and RISC events and setgate polls a third (RFC 8936);\nsome SETs are bad on purpose. Ctrl-C stops.\n")
+	out.printf("Two transmitters push CAEP and RISC events, setgate polls a third (RFC 8936) and sets up\nand verifies an OpenID Shared Signals stream with a fourth; some SETs are bad on purpose.\nCtrl-C stops.\n")
 	out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s\n\n", s.SubjectPrefix, app.br.ClientURL())
 
 	script := demoScript(acme, globex, rogue, acmeToken, globexToken)
 	script = append(script[:3], append(pollSteps(initech, pollServer), script[3:]...)...)
+	script = append(script[:6], append([]demoAction{ssfStep(sgnl)}, script[6:]...)...)
+	go watchStream(ctx, out, app, "sgnl-ssf")
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for i := 0; (*count == 0 || i < *count) && ctx.Err() == nil; i++ {
@@ -327,7 +358,7 @@ func (p *printer) event(m jetstream.Msg) {
 	var sub struct{ Email string }
 	_ = json.Unmarshal(env.SubID, &sub)
 	var facts []string
-	for _, k := range []string{"reason", "change_type", "credential_type", "current_status", "initiating_entity"} {
+	for _, k := range []string{"reason", "change_type", "credential_type", "current_status", "initiating_entity", "state", "status"} {
 		if v, ok := env.Event[k]; ok {
 			facts = append(facts, fmt.Sprintf("%s=%v", k, v))
 		}
@@ -345,6 +376,69 @@ func randomToken() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ssfStep has the SSF transmitter send an event down the stream setgate
+// created at it.
+func ssfStep(t *transmitter.SSFTransmitter) demoAction {
+	return pollStep(func(out *printer) {
+		err := t.Push(context.Background(), transmitter.CredentialChange,
+			map[string]any{"credential_type": "fido2-platform", "change_type": "revoke"}, "kim@sgnl.example")
+		verdict := "delivered on its SSF stream"
+		if err != nil {
+			verdict = "not delivered: " + err.Error()
+		}
+		out.printf("⇢ %-11s %-44s %s\n", "sgnl-ssf", "credential-change (kim, fido2)", verdict)
+	})
+}
+
+// watchStream prints how the SSF stream of issuer name is set up and
+// verified, as it happens.
+func watchStream(ctx context.Context, out *printer, app *gatewayApp, name string) {
+	li := app.issuers.get(name)
+	if li == nil || li.mgr == nil {
+		return
+	}
+	var said, confirmed string
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st := li.mgr.Status()
+		if st.StreamID != "" && said == "" {
+			said = st.StreamID
+			out.printf("⇄ %-11s SSF stream %s set up at the transmitter: %s delivery to %s\n", name, st.StreamID, st.Delivery, app.s.PublicURL+"/events/"+name)
+		}
+		if c := st.VerificationConfirmed.Format(time.RFC3339Nano); !st.VerificationConfirmed.IsZero() && c != confirmed {
+			confirmed = c
+			out.printf("⇄ %-11s SSF verification confirmed (stream healthy: %v)\n", name, st.Healthy)
+		}
+	}
+}
+
+// concreteAddr returns addr with a real port: a port 0 is replaced by one
+// free now, and an empty or wildcard host by the loopback address.
+func concreteAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("SETGATE_HTTP_ADDR=%q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	if port != "0" {
+		return net.JoinHostPort(host, port), nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // freeOr returns addr when it can be listened on now, else a random

@@ -19,14 +19,14 @@ func TestDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, []string{"demo", "-count", "12", "-interval", "100ms"}, vars, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"demo", "-count", "14", "-interval", "100ms"}, vars, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
 	got := out.String()
 	for _, want := range []string{
 		"stored #1", "secevent.caep.session-revoked.acme-idp", "secevent.risc.account-disabled.globex-risc",
 		"202 Accepted", "400 invalid_audience", "400 invalid_key", "400 invalid_request",
-		"403 access_denied", "401 authentication_failed", "initech-poll", "setgate.rejected.acme-idp",
+		"403 access_denied", "401 authentication_failed", "initech-poll", "setgate.rejected.acme-idp", "sgnl-ssf",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q\n%s", want, got)
