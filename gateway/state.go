@@ -42,18 +42,21 @@ type NATSState struct {
 
 // IssuerState is one issuer as it runs.
 type IssuerState struct {
-	Name              string           `json:"name"`
-	Issuer            string           `json:"issuer"`
-	Audience          []string         `json:"audience"`
-	JWKSURI           string           `json:"jwks_uri"`
-	Algorithms        []string         `json:"algorithms"`
-	Profile           verify.Profile   `json:"profile"`
-	PayloadValidation string           `json:"payload_validation"`
-	Push              bool             `json:"push"`
-	JWKS              verify.KeyStatus `json:"jwks"`
-	Poll              *PollState       `json:"poll,omitempty"`
-	Stream            *StreamState     `json:"stream,omitempty"`
-	Counters          IssuerCounters   `json:"counters"`
+	Name              string         `json:"name"`
+	Issuer            string         `json:"issuer"`
+	Audience          []string       `json:"audience"`
+	JWKSURI           string         `json:"jwks_uri"`
+	Algorithms        []string       `json:"algorithms"`
+	Profile           verify.Profile `json:"profile"`
+	PayloadValidation string         `json:"payload_validation"`
+	Push              bool           `json:"push"`
+	// DiscoveryError is the last failure to read the issuer's SSF
+	// metadata; while the issuer has never read it, its pushes get 503.
+	DiscoveryError string           `json:"discovery_error,omitempty"`
+	JWKS           verify.KeyStatus `json:"jwks"`
+	Poll           *PollState       `json:"poll,omitempty"`
+	Stream         *StreamState     `json:"stream,omitempty"`
+	Counters       IssuerCounters   `json:"counters"`
 }
 
 // StreamState is an issuer's OpenID Shared Signals stream as setgate

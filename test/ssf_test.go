@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +151,70 @@ func TestSSFManagedStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSSFDiscoveryDownAtStart: a transmitter whose metadata cannot be read
+// does not stop setgate; its pushes get 503 until discovery succeeds, then
+// its stream is set up and verified.
+func TestSSFDiscoveryDownAtStart(t *testing.T) {
+	tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Close() })
+	tx.SetFaults(transmitter.SSFFaults{DiscoveryStatus: 503})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mgmt.token"), "mgmt-token\n")
+	writeFile(t, filepath.Join(dir, "push.token"), "push-token\n")
+	is := newIssuers(t)
+	orig := getFile(t, is.file)
+	is.file = filepath.Join(dir, "issuers.yaml")
+	writeFile(t, is.file, orig+fmt.Sprintf(`  - name: okta
+    issuer: %s
+    audience: [%s]
+    discovery: true
+    algorithms: [ES256]
+    stream:
+      manage: true
+      delivery: push
+      events_requested: [%s]
+      authorization_header_file: %s
+      bearer_token_file: %s
+`, tx.Issuer(), audience, transmitter.SessionRevoked, filepath.Join(dir, "push.token"), filepath.Join(dir, "mgmt.token")))
+	addr := freeAddr(t)
+	g := startGateway(t, gwOptions{Issuers: is, Env: map[string]string{"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}})
+
+	// The other issuers serve; okta answers 503 (retry later), not 4xx.
+	if _, r := g.pushAcme(t); r.Status != 202 {
+		t.Fatalf("acme: want 202, got %d %s", r.Status, r.Body)
+	}
+	_, tok, _ := tx.Transmitter().SET(transmitter.SessionRevoked, nil, "a@okta.example")
+	if r := g.pushAs(t, "okta", "push-token", tok); r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("okta while undiscovered: want 503 with Retry-After, got %d %s", r.Status, r.Body)
+	}
+	st := getBody(t, "http://"+g.admin+"/issuers")
+	if !strings.Contains(st, `"discovery_error"`) {
+		t.Fatalf("/issuers does not show the discovery error:\n%s", st)
+	}
+
+	tx.SetFaults(transmitter.SSFFaults{})
+	checkFor(t, waitLong, 100*time.Millisecond, func() error {
+		st, err := ssfState(t, g, "okta")
+		if err != nil {
+			return err
+		}
+		if !st.Stream.Healthy {
+			return fmt.Errorf("stream not healthy yet: %+v", st.Stream)
+		}
+		return nil
+	})
+}
+
+func getFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

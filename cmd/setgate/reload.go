@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/verify"
 )
 
 // reloadDebounce lets a burst of file events (an editor's save, a
@@ -147,11 +148,18 @@ func (app *gatewayApp) state(ctx context.Context) gateway.State {
 	app.cfgMu.Unlock()
 	st.NATS = gateway.NATSState{Connected: app.br.Conn().Status() == nats.CONNECTED, URL: app.br.ClientURL(), Stream: app.s.Stream}
 	for _, li := range app.issuers.snapshot() {
-		cfg := li.verifier.Config()
+		cfg := li.spec.Verify
+		var jwks verify.KeyStatus
+		if li.verifier != nil {
+			cfg, jwks = li.verifier.Config(), li.verifier.KeyStatus(ctx)
+		}
 		is := gateway.IssuerState{
 			Name: li.spec.Name, Issuer: cfg.Issuer, Audience: cfg.Audience, JWKSURI: cfg.JWKSURI,
 			Algorithms: cfg.Algorithms, Profile: cfg.Profile, PayloadValidation: "strict",
-			Push: li.spec.PushToken != "", JWKS: li.verifier.KeyStatus(ctx), Counters: app.metrics.Counters(li.spec.Name),
+			Push: li.spec.PushToken != "", JWKS: jwks, Counters: app.metrics.Counters(li.spec.Name),
+		}
+		if e, _ := li.discoveryErr.Load().(string); e != "" {
+			is.DiscoveryError = e
 		}
 		if cfg.Lenient {
 			is.PayloadValidation = "lenient"

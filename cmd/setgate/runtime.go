@@ -29,9 +29,12 @@ type liveIssuer struct {
 	meta     *ssf.Metadata // discovered SSF metadata, nil without discovery
 	mgr      *ssf.Manager  // SSF stream manager, nil without a stream block
 	loop     atomic.Pointer[poller.Loop]
-	run      func()             // runs the poll loop until stop; then closes done
-	stop     context.CancelFunc // stops the poll loop
-	done     chan struct{}      // closed when the poll loop returned (or never ran)
+	// discoveryErr is the last SSF metadata error ("" when the last read
+	// worked); a pending issuer (verifier nil) has not read it yet.
+	discoveryErr atomic.Value
+	run          func()             // runs the poll loop until stop; then closes done
+	stop         context.CancelFunc // stops the poll loop
+	done         chan struct{}      // closed when the poll loop returned (or never ran)
 }
 
 // liveIssuers is the running issuer set. apply swaps it for a new
@@ -86,7 +89,7 @@ func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
 		if err != nil {
 			for _, b := range built {
 				b.stop()
-				b.verifier.Close()
+				b.closeVerifier()
 			}
 			return err
 		}
@@ -94,12 +97,7 @@ func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
 		next[spec.Name] = li
 	}
 
-	push := make([]gateway.Issuer, 0, len(next))
-	for _, name := range sortedNames(next) {
-		li := next[name]
-		push = append(push, gateway.Issuer{Source: li.source, Push: gateway.NewCredential(li.spec.PushToken)})
-	}
-	l.gw.SetIssuers(push)
+	l.swap(next)
 
 	// Retire what is gone or replaced; a replaced poll loop stops (and
 	// acknowledges) before its successor starts.
@@ -134,7 +132,10 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("issuer %q: discovery: %w", spec.Name, err)
+			// Do not hold the other issuers hostage: run this one in a
+			// pending state (pushes get 503) and keep trying.
+			l.log.Warn("ssf discovery failed; the issuer answers 503 until it succeeds", "issuer", spec.Name, "err", err)
+			return l.pending(ctx, spec, err), nil
 		}
 		meta = m
 		if spec.Verify.JWKSURI == "" {
@@ -157,37 +158,58 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 		return nil, err
 	}
 	li := &liveIssuer{spec: spec, verifier: v, meta: meta, source: &bridge.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	li.stop, li.done = cancel, make(chan struct{})
-	li.run = func() { close(li.done) }
+	var tasks []func(ctx context.Context)
+	fail := func(err error) (*liveIssuer, error) {
+		v.Close()
+		return nil, err
+	}
 	var streamReady chan ssf.StreamConfig
 	if spec.Stream != nil {
 		if streamReady, err = l.buildManager(li); err != nil {
-			cancel()
-			v.Close()
-			return nil, err
+			return fail(err)
 		}
+		tasks = append(tasks, func(ctx context.Context) { _ = li.mgr.Run(ctx) })
 	}
-	if spec.Poll == nil {
-		if li.mgr != nil {
-			li.run = func() {
-				defer close(li.done)
-				_ = li.mgr.Run(pctx)
-			}
+	if meta != nil {
+		tasks = append(tasks, func(ctx context.Context) { l.refreshMetadata(ctx, li) })
+	}
+	if spec.Poll != nil {
+		task, err := l.buildPoll(ctx, li, streamReady)
+		if err != nil {
+			return fail(err)
 		}
-		return li, nil
+		tasks = append(tasks, task)
 	}
+	li.start(ctx, tasks)
+	return li, nil
+}
+
+// start prepares li.run: it runs every task until li is retired.
+func (li *liveIssuer) start(ctx context.Context, tasks []func(context.Context)) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	li.stop, li.done = cancel, make(chan struct{})
+	li.run = func() {
+		defer close(li.done)
+		var wg sync.WaitGroup
+		for _, t := range tasks {
+			wg.Go(func() { t(pctx) })
+		}
+		wg.Wait()
+	}
+}
+
+// buildPoll returns the task that runs li's poll loop: at the configured
+// endpoint, or (a managed poll stream) at the endpoint the transmitter
+// names once the stream is set up.
+func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady <-chan ssf.StreamConfig) (func(context.Context), error) {
+	spec := li.spec
 	lease, err := l.br.Lease(ctx, "poll."+spec.Name, l.holder, l.s.PollLeaseTTL)
 	if err != nil {
-		cancel()
-		v.Close()
 		return nil, fmt.Errorf("issuer %q: poll lease: %w", spec.Name, err)
 	}
-	var auth poller.Auth
+	var auth poller.Auth = poller.BearerToken(spec.Poll.Bearer)
 	if spec.Poll.OAuth2 != nil {
 		auth = poller.OAuth2ClientCredentials(*spec.Poll.OAuth2)
-	} else {
-		auth = poller.BearerToken(spec.Poll.Bearer)
 	}
 	newLoop := func(endpoint string) (*poller.Loop, error) {
 		return poller.New(poller.Config{
@@ -201,45 +223,125 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 			Logger:          l.log, // the loop adds issuer and delivery
 		}, l.in)
 	}
-	runLoop := func(loop *poller.Loop) {
+	runLoop := func(ctx context.Context, loop *poller.Loop) {
 		li.loop.Store(loop)
-		if err := loop.Run(pctx); err != nil {
+		if err := loop.Run(ctx); err != nil {
 			l.log.Warn("poll loop ended", "issuer", spec.Name, "err", err)
 		}
 	}
-	if streamReady != nil {
-		// A managed poll stream: the transmitter names the endpoint once
-		// the stream is set up.
-		li.run = func() {
-			defer close(li.done)
-			var wg sync.WaitGroup
-			wg.Go(func() { _ = li.mgr.Run(pctx) })
-			defer wg.Wait()
-			select {
-			case <-pctx.Done():
-				return
-			case st := <-streamReady:
-				loop, err := newLoop(st.Delivery.EndpointURL)
-				if err != nil {
-					l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
-					return
-				}
-				runLoop(loop)
-			}
+	if streamReady == nil {
+		loop, err := newLoop(spec.Poll.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %q: poll: %w", spec.Name, err)
 		}
-		return li, nil
+		return func(ctx context.Context) { runLoop(ctx, loop) }, nil
 	}
-	loop, err := newLoop(spec.Poll.Endpoint)
-	if err != nil {
+	return func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+		case st := <-streamReady:
+			loop, err := newLoop(st.Delivery.EndpointURL)
+			if err != nil {
+				l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
+				return
+			}
+			runLoop(ctx, loop)
+		}
+	}, nil
+}
+
+// pending returns an issuer whose SSF metadata could not be read: its
+// pushes are answered 503 (nothing is lost: the transmitter retries) while
+// discovery is retried with backoff; once it succeeds the issuer is
+// rebuilt in full.
+func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error) *liveIssuer {
+	li := &liveIssuer{spec: spec, source: &bridge.Source{Name: spec.Name, Overrides: spec.Overrides,
+		Verifier: pendingVerifier{name: spec.Name}}}
+	li.discoveryErr.Store(cause.Error())
+	li.start(ctx, []func(context.Context){func(ctx context.Context) {
+		for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer)
+			cancel()
+			if err == nil {
+				l.rebuild(ctx, spec.Name)
+				return
+			}
+			li.discoveryErr.Store(err.Error())
+			l.log.Warn("ssf discovery failed again", "issuer", spec.Name, "err", err, "retry_in", 2*wait)
+		}
+	}})
+	return li
+}
+
+// pendingVerifier answers for an issuer whose metadata is not known yet.
+type pendingVerifier struct{ name string }
+
+func (p pendingVerifier) Verify(context.Context, []byte) (*verify.SET, error) {
+	return nil, fmt.Errorf("%w: issuer %s: the transmitter's SSF metadata could not be read yet", bridge.ErrUnavailable, p.name)
+}
+
+// metadataRefresh is how often an issuer's SSF metadata is read again.
+const metadataRefresh = time.Hour
+
+// refreshMetadata reads li's SSF metadata every metadataRefresh. A failure
+// is logged and shown on /issuers while the cached metadata keeps
+// working; changed metadata (new jwks_uri or endpoints) rebuilds the
+// issuer.
+func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
+	t := time.NewTicker(metadataRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer)
 		cancel()
-		v.Close()
-		return nil, fmt.Errorf("issuer %q: poll: %w", spec.Name, err)
+		if err != nil {
+			li.discoveryErr.Store(err.Error())
+			l.log.Warn("ssf metadata refresh failed; the cached metadata stays in use", "issuer", li.spec.Name, "err", err)
+			continue
+		}
+		li.discoveryErr.Store("")
+		if !reflect.DeepEqual(m, li.meta) {
+			l.log.Info("ssf metadata changed; rebuilding the issuer", "issuer", li.spec.Name)
+			l.rebuild(ctx, li.spec.Name)
+			return
+		}
 	}
-	li.run = func() {
-		defer close(li.done)
-		runLoop(loop)
+}
+
+// rebuild replaces the running issuer called name with a freshly built
+// one of the same configuration (new discovery, verifier, stream manager
+// and poll loop), as a reload would.
+func (l *liveIssuers) rebuild(ctx context.Context, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.live[name]
+	if l.closed || old == nil {
+		return
 	}
-	return li, nil
+	li, err := l.build(ctx, old.spec)
+	if err != nil {
+		l.log.Error("issuer rebuild failed; the previous one stays", "issuer", name, "err", err)
+		return
+	}
+	next := make(map[string]*liveIssuer, len(l.live))
+	for n, x := range l.live {
+		next[n] = x
+	}
+	next[name] = li
+	l.swap(next)
+	l.live = next
+	go l.handOver(old, li)
 }
 
 // discoveryTimeout bounds reading an issuer's SSF metadata.
@@ -297,6 +399,23 @@ func (l *liveIssuers) get(name string) *liveIssuer {
 	return l.live[name]
 }
 
+// closeVerifier stops the verifier's JWKS refresh (a pending issuer has none).
+func (li *liveIssuer) closeVerifier() {
+	if li.verifier != nil {
+		li.verifier.Close()
+	}
+}
+
+// swap makes next the gateway's issuers.
+func (l *liveIssuers) swap(next map[string]*liveIssuer) {
+	push := make([]gateway.Issuer, 0, len(next))
+	for _, name := range sortedNames(next) {
+		li := next[name]
+		push = append(push, gateway.Issuer{Source: li.source, Push: gateway.NewCredential(li.spec.PushToken)})
+	}
+	l.gw.SetIssuers(push)
+}
+
 // handOver stops prev's poll loop (if any), then runs li's until it is
 // retired.
 func (l *liveIssuers) handOver(prev, li *liveIssuer) {
@@ -311,7 +430,7 @@ func (l *liveIssuers) handOver(prev, li *liveIssuer) {
 func (l *liveIssuers) retire(li *liveIssuer) {
 	li.stop()
 	<-li.done
-	li.verifier.Close()
+	li.closeVerifier()
 }
 
 // stopAll stops every poll loop (each finishes its batch and sends its
