@@ -9,6 +9,8 @@
 //	setgate verify      run the gateway's verification of one SET
 //	setgate send        sign a SET with a key file and push it
 //	setgate tail        print the events arriving on the stream
+//	setgate bench       measure throughput and latency, check the stream
+//	setgate stream      manage an issuer's SSF stream (get|create|update|delete|verify)
 //	setgate version     print the version
 //
 // Run "setgate --help" for every variable and its default.
@@ -84,6 +86,10 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 		return sendVerb(ctx, args, stdout, stderr)
 	case "tail":
 		return tailVerb(ctx, args, vars, stdout, stderr)
+	case "bench":
+		return benchVerb(ctx, args, vars, stdout, stderr)
+	case "stream":
+		return streamVerb(ctx, args, vars, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "setgate", version)
 		return nil
@@ -126,6 +132,8 @@ Usage:
   setgate verify     run the gateway's verification of one SET and print the verdict
   setgate send       sign a SET with a key file and push it (a small transmitter)
   setgate tail       print the events arriving on the stream, one line each
+  setgate bench      measure push and poll throughput and latency, check the stream
+  setgate stream     get|create|update|delete|verify an issuer's SSF stream at its transmitter
   setgate version    print the version
   setgate <command> --help
 

@@ -351,29 +351,12 @@ const discoveryTimeout = 15 * time.Second
 // yields the stream configuration once it is set up (for poll streams).
 func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error) {
 	spec := li.spec
-	st := spec.Stream
-	var auth poller.Auth = poller.BearerToken(st.Bearer)
-	if st.OAuth2 != nil {
-		auth = poller.OAuth2ClientCredentials(*st.OAuth2)
+	log := l.log.With("issuer", spec.Name)
+	cfg, err := streamManagerConfig(spec, li.meta, l.s.PublicURL, l.httpClient, log)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: %w", spec.Name, err)
 	}
-	cfg := ssf.ManagerConfig{
-		Issuer:               spec.Verify.Issuer,
-		Delivery:             st.Delivery,
-		EventsRequested:      st.EventsRequested,
-		Description:          st.Description,
-		VerificationInterval: st.VerificationInterval,
-		VerificationTimeout:  st.VerificationTimeout,
-		States:               li.verifier.States(),
-		Client:               ssf.New(li.meta, auth, l.httpClient, l.log.With("issuer", spec.Name)),
-		Logger:               l.log.With("issuer", spec.Name),
-	}
-	if st.Delivery == ssf.DeliveryPush {
-		if l.s.PublicURL == "" {
-			return nil, fmt.Errorf("issuer %q: stream.delivery push needs SETGATE_PUBLIC_URL (the URL the transmitter pushes to)", spec.Name)
-		}
-		cfg.PushEndpoint = strings.TrimRight(l.s.PublicURL, "/") + "/events/" + spec.Name
-		cfg.PushAuthorization = st.PushAuthorization
-	}
+	cfg.States = li.verifier.States()
 	ready := make(chan ssf.StreamConfig, 1)
 	cfg.OnStream = func(sc ssf.StreamConfig) {
 		select {
@@ -386,10 +369,47 @@ func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error
 		return nil, fmt.Errorf("issuer %q: stream: %w", spec.Name, err)
 	}
 	li.mgr = mgr
-	if st.Delivery == ssf.DeliveryPoll {
+	if spec.Stream.Delivery == ssf.DeliveryPoll {
 		return ready, nil
 	}
 	return nil, nil
+}
+
+// streamManagerConfig is the stream Manager configuration serve builds for
+// spec (runtime.go's buildManager), without States and OnStream, which
+// belong to a running gateway. It returns the configuration and an error
+// when delivery is push and publicURL is empty; the client is set either
+// way, so get, delete and verify still work. It could be shared with
+// buildManager.
+func streamManagerConfig(spec issuerSpec, meta *ssf.Metadata, publicURL string, hc *http.Client, log *slog.Logger) (ssf.ManagerConfig, error) {
+	st := spec.Stream
+	var auth poller.Auth = poller.BearerToken(st.Bearer)
+	if st.OAuth2 != nil {
+		auth = poller.OAuth2ClientCredentials(*st.OAuth2)
+	}
+	cfg := ssf.ManagerConfig{
+		Issuer:               spec.Verify.Issuer,
+		Delivery:             st.Delivery,
+		EventsRequested:      st.EventsRequested,
+		Description:          st.Description,
+		VerificationInterval: st.VerificationInterval,
+		VerificationTimeout:  st.VerificationTimeout,
+		Client:               ssf.New(meta, auth, hc, log),
+		Logger:               log,
+	}
+	if st.Delivery == ssf.DeliveryPush {
+		if publicURL == "" {
+			return cfg, errors.New("stream.delivery push needs SETGATE_PUBLIC_URL (the URL the transmitter pushes to)")
+		}
+		cfg.PushEndpoint = streamPushEndpoint(publicURL, spec.Name)
+		cfg.PushAuthorization = st.PushAuthorization
+	}
+	return cfg, nil
+}
+
+// streamPushEndpoint is where a transmitter pushes the issuer's SETs.
+func streamPushEndpoint(publicURL, name string) string {
+	return strings.TrimRight(publicURL, "/") + "/events/" + name
 }
 
 // get returns the running issuer called name, or nil.

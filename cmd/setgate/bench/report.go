@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one bench run measured; it is printed as text or
+// encoded as one JSON object.
+type Report struct {
+	// Target is "in-process" or the push URL of a remote gateway.
+	Target string `json:"target"`
+	// Mode is push, poll or both.
+	Mode          string `json:"mode"`
+	Alg           string `json:"alg"`
+	Issuers       int    `json:"issuers"`
+	KeysPerIssuer int    `json:"keys_per_issuer"`
+	EventsPerSET  int    `json:"events_per_set"`
+	Concurrency   int    `json:"concurrency"`
+	// GOMAXPROCS and NumCPU describe the machine; LoadAverage is read
+	// before the run (Linux; empty elsewhere).
+	GOMAXPROCS  int       `json:"gomaxprocs"`
+	NumCPU      int       `json:"num_cpu"`
+	LoadAverage []float64 `json:"load_average"`
+
+	// VerifyCeiling is ceiling (a): verification only, all cores, no HTTP
+	// and no NATS. PublishCeiling is ceiling (b): verification and
+	// JetStream publish with PubAck, no HTTP. Nil against a remote gateway.
+	VerifyCeiling  *CeilingReport `json:"ceiling_verify,omitempty"`
+	PublishCeiling *CeilingReport `json:"ceiling_verify_publish,omitempty"`
+	Push           *PushReport    `json:"push,omitempty"`
+	Poll           *PollReport    `json:"poll,omitempty"`
+	Ratios         Ratios         `json:"ratios"`
+
+	// Check is the correctness check; nil when it was skipped, with the
+	// reason in CheckSkipped.
+	Check        *Verdict `json:"check,omitempty"`
+	CheckSkipped string   `json:"check_skipped,omitempty"`
+}
+
+// CeilingReport is one ceiling.
+type CeilingReport struct {
+	Goroutines int     `json:"goroutines"`
+	SETs       int     `json:"sets"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	SETsPerSec float64 `json:"sets_per_sec"`
+	// OtherCPUCores is the CPU other processes took meanwhile (see
+	// [CPUWatch]).
+	OtherCPUCores float64 `json:"other_cpu_cores"`
+}
+
+// NewCeilingReport reports c, measured with goroutines workers while
+// other processes kept others CPUs busy.
+func NewCeilingReport(c Ceiling, goroutines int, others float64) *CeilingReport {
+	r := &CeilingReport{Goroutines: goroutines, SETs: c.OK, Errors: c.Failed, Seconds: c.Elapsed.Seconds(), SETsPerSec: c.Rate(), OtherCPUCores: others}
+	if c.FirstErr != nil {
+		r.FirstError = c.FirstErr.Error()
+	}
+	return r
+}
+
+// PushReport is the push run.
+type PushReport struct {
+	// SETs counts 202 answers, Sent every request answered or failed.
+	SETs         int     `json:"sets"`
+	Sent         int     `json:"sent"`
+	Seconds      float64 `json:"seconds"`
+	SETsPerSec   float64 `json:"sets_per_sec"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	// OfferedRate is the open-loop pace asked for (SETs/s); zero: as fast
+	// as the connections allow.
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	// PoolExhausted is true when the pre-signed SETs ran out before the
+	// duration (the rate is still right; the run was shorter).
+	PoolExhausted bool           `json:"pool_exhausted"`
+	Latency       LatencyReport  `json:"latency_ms"`
+	Errors        map[string]int `json:"errors"`
+	// UsageScope says whose CPU and memory these are.
+	UsageScope string  `json:"usage_scope"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUCores   float64 `json:"cpu_cores"`
+	CPUPerSET  float64 `json:"cpu_us_per_set"`
+	// MachineCPUCores is how many CPUs the whole machine kept busy during
+	// the run (Linux; 0 when unknown); OtherCPUCores the part not used by
+	// this process: other programs competing with the measurement.
+	MachineCPUCores float64 `json:"machine_cpu_cores"`
+	OtherCPUCores   float64 `json:"other_cpu_cores"`
+	// PeakRSSMB is the peak resident set during the run (since the start
+	// of the process where it cannot be reset); RSSBeforeMB the resident
+	// set when it started, holding the pre-signed SETs (PoolMB).
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	RSSBeforeMB float64 `json:"rss_before_mb"`
+	PoolMB      float64 `json:"pool_mb"`
+	// JWKSFetches counts JWKS requests during the run (-1: not known).
+	JWKSFetches int64 `json:"jwks_fetches"`
+}
+
+// LatencyReport is a [Latency] in milliseconds.
+type LatencyReport struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+	N   int     `json:"samples"`
+}
+
+// NewLatencyReport converts l to milliseconds.
+func NewLatencyReport(l Latency) LatencyReport {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return LatencyReport{P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), Max: ms(l.Max), N: l.N}
+}
+
+// PollReport is the poll run.
+type PollReport struct {
+	MaxEvents    int     `json:"max_events"`
+	Queued       int     `json:"queued"`
+	SETs         int     `json:"sets"`
+	Reported     int     `json:"reported"`
+	Seconds      float64 `json:"seconds"`
+	SETsPerSec   float64 `json:"sets_per_sec"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	// OtherCPUCores is the CPU other processes took meanwhile.
+	OtherCPUCores float64 `json:"other_cpu_cores"`
+	Error         string  `json:"error,omitempty"`
+}
+
+// Ratios compare the runs; each is nil when a side was not measured.
+type Ratios struct {
+	PushToVerify  *float64 `json:"push_to_ceiling_verify,omitempty"`
+	PushToPublish *float64 `json:"push_to_ceiling_verify_publish,omitempty"`
+	PollToPush    *float64 `json:"poll_to_push,omitempty"`
+	PollToPublish *float64 `json:"poll_to_ceiling_verify_publish,omitempty"`
+}
+
+// Ratio is a/b, or nil when either is unknown.
+func Ratio(a, b float64) *float64 {
+	if a <= 0 || b <= 0 {
+		return nil
+	}
+	r := a / b
+	return &r
+}
+
+// MB converts bytes to megabytes (10⁶).
+func MB(bytes int64) float64 { return float64(bytes) / 1e6 }
+
+// WriteText prints r for people.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	load := "unknown"
+	if len(r.LoadAverage) == 3 {
+		load = fmt.Sprintf("%.2f %.2f %.2f", r.LoadAverage[0], r.LoadAverage[1], r.LoadAverage[2])
+	}
+	fmt.Fprintf(tw, "setgate bench\t%s, %d issuer(s) × %d key(s), %s, %d event(s) per SET, %d connections\n",
+		r.Target, r.Issuers, r.KeysPerIssuer, r.Alg, r.EventsPerSET, r.Concurrency)
+	fmt.Fprintf(tw, "machine\t%d CPUs (GOMAXPROCS %d), load average %s before the run\n", r.NumCPU, r.GOMAXPROCS, load)
+	if c := r.VerifyCeiling; c != nil {
+		fmt.Fprintf(tw, "ceiling (a)\t%8.0f SETs/s\tverify only, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
+	}
+	if c := r.PublishCeiling; c != nil {
+		fmt.Fprintf(tw, "ceiling (b)\t%8.0f SETs/s\tverify + JetStream publish with PubAck, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
+	}
+	if p := r.Push; p != nil {
+		r.writePush(tw, p)
+	}
+	if p := r.Poll; p != nil {
+		fmt.Fprintf(tw, "poll\t%8.0f SETs/s\t%d events/s, %d SETs acknowledged in %.1f s (maxEvents %d)%s", p.SETsPerSec, int(p.EventsPerSec+0.5), p.SETs, p.Seconds, p.MaxEvents, othersNote(p.OtherCPUCores))
+		if p.Reported > 0 || p.Error != "" {
+			fmt.Fprintf(tw, "; %d reported in setErrs %s", p.Reported, p.Error)
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintf(tw, "ratios\t%s\n", r.Ratios.text())
+	fmt.Fprintf(tw, "check\t%s\n", r.checkText())
+	return tw.Flush()
+}
+
+// writePush prints the push run's lines.
+func (r *Report) writePush(w io.Writer, p *PushReport) {
+	note := ""
+	if p.OfferedRate > 0 {
+		note = fmt.Sprintf(", open loop at %.0f SETs/s", p.OfferedRate)
+	}
+	if p.PoolExhausted {
+		note += " (the pre-signed SETs ran out before the duration)"
+	}
+	fmt.Fprintf(w, "push\t%8.0f SETs/s\t%d events/s, %d SETs accepted of %d sent in %.1f s%s\n",
+		p.SETsPerSec, int(p.EventsPerSec+0.5), p.SETs, p.Sent, p.Seconds, note)
+	l := p.Latency
+	fmt.Fprintf(w, "  latency\tp50 %.2f ms\tp90 %.2f ms, p99 %.2f ms, max %.2f ms (%d answers 202)\n", l.P50, l.P90, l.P99, l.Max, l.N)
+	fmt.Fprintf(w, "  errors\t%s\n", errorsText(p.Errors))
+	fmt.Fprintf(w, "  CPU\t%.1f s\t%.2f cores, %.0f µs per SET (%s)\n", p.CPUSeconds, p.CPUCores, p.CPUPerSET, p.UsageScope)
+	if p.MachineCPUCores > 0 {
+		fmt.Fprintf(w, "  machine\t%.2f cores busy\tof %d, %.2f of them by other processes during the run\n", p.MachineCPUCores, r.NumCPU, p.OtherCPUCores)
+	}
+	fmt.Fprintf(w, "  memory\t%.0f MB peak RSS\tduring the run; %.0f MB before it, of which %.0f MB pre-signed SETs\n", p.PeakRSSMB, p.RSSBeforeMB, p.PoolMB)
+	if p.JWKSFetches >= 0 {
+		fmt.Fprintf(w, "  JWKS\t%d fetches\tduring the run\n", p.JWKSFetches)
+	}
+}
+
+// text prints the known ratios.
+func (r Ratios) text() string {
+	var parts []string
+	add := func(name string, v *float64) {
+		if v != nil {
+			parts = append(parts, fmt.Sprintf("%s %.2f", name, *v))
+		}
+	}
+	add("push / ceiling (a)", r.PushToVerify)
+	add("push / ceiling (b)", r.PushToPublish)
+	add("poll / push", r.PollToPush)
+	add("poll / ceiling (b)", r.PollToPublish)
+	if len(parts) == 0 {
+		return "none (nothing to compare)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkText is the check's verdict in one line.
+func (r *Report) checkText() string {
+	v := r.Check
+	if v == nil {
+		return "skipped: " + r.CheckSkipped
+	}
+	if v.Passed {
+		s := fmt.Sprintf("PASS: the stream holds the %d acknowledged SETs once each (%d messages) and nothing else", v.Acked, v.Messages)
+		if v.StoredUnknown > 0 {
+			s += fmt.Sprintf("; %d SETs answered 5xx or not at all were stored too (allowed: a retry gets a duplicate 202)", v.StoredUnknown)
+		}
+		return s
+	}
+	return fmt.Sprintf("FAIL: %d acknowledged, %d messages; missing %d, duplicated %d, unexpected %d, foreign %d, others %d: %s",
+		v.Acked, v.Messages, v.Missing, v.Duplicated, v.Unexpected, v.Foreign, v.Others, strings.Join(v.Problems, "; "))
+}
+
+// errorsText lists error counts by kind, most frequent first.
+func errorsText(errs map[string]int) string {
+	if len(errs) == 0 {
+		return "none"
+	}
+	kinds := slices.SortedFunc(maps.Keys(errs), func(a, b string) int {
+		if errs[a] != errs[b] {
+			return errs[b] - errs[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s: %d", k, errs[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// othersNote mentions the CPU other processes took, when it matters.
+func othersNote(cores float64) string {
+	if cores < 0.05 {
+		return ""
+	}
+	return fmt.Sprintf(" (other processes: %.2f cores)", cores)
+}
+
+// errNote mentions a ceiling's errors, if any.
+func errNote(n int, first string) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d errors (first: %s)", n, first)
+}

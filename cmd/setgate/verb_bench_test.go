@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/setgate/setgate/cmd/setgate/bench"
+)
+
+// lookup follows a dotted path through decoded JSON objects.
+func lookup(v any, path string) (any, bool) {
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// TestBenchShort is the bench's CI mode: an in-process gateway, 500 SETs
+// pushed and 500 polled, short ceilings, and the correctness check. Speed
+// is reported, never asserted.
+func TestBenchShort(t *testing.T) {
+	var out, errOut verbBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, []string{"bench", "--short", "--json"}, map[string]string{}, &out, &errOut); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	var raw any
+	if err := json.Unmarshal([]byte(out.String()), &raw); err != nil {
+		t.Fatalf("want one JSON object, got %v:\n%s", err, out.String())
+	}
+	for _, f := range []string{
+		"alg", "issuers", "concurrency", "gomaxprocs",
+		"ceiling_verify.sets_per_sec", "ceiling_verify_publish.sets_per_sec",
+		"push.sets", "push.sets_per_sec", "push.events_per_sec",
+		"push.latency_ms.p50", "push.latency_ms.p90", "push.latency_ms.p99", "push.latency_ms.max",
+		"push.errors", "push.cpu_seconds", "push.peak_rss_mb", "push.jwks_fetches",
+		"poll.sets", "poll.sets_per_sec",
+		"ratios.push_to_ceiling_verify", "ratios.push_to_ceiling_verify_publish", "ratios.poll_to_push",
+		"check.passed", "check.acknowledged", "check.messages",
+	} {
+		if _, ok := lookup(raw, f); !ok {
+			t.Errorf("JSON report lacks %s", f)
+		}
+	}
+
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Check == nil || !rep.Check.Passed {
+		t.Fatalf("want the correctness check passed, got %+v", rep.Check)
+	}
+	// 500 pushed + 500 polled + 500 accepted by ceiling (b), one event each.
+	if rep.Check.Acked != 1500 || rep.Check.Messages != 1500 {
+		t.Errorf("want 1500 SETs acknowledged and stored, got %d and %d", rep.Check.Acked, rep.Check.Messages)
+	}
+	if rep.Push == nil || rep.Push.SETs != 500 || rep.Push.Latency.N != 500 || len(rep.Push.Errors) != 0 {
+		t.Errorf("want 500 SETs pushed without errors, got %+v", rep.Push)
+	}
+	if rep.Poll == nil || rep.Poll.SETs != 500 {
+		t.Errorf("want 500 SETs polled, got %+v", rep.Poll)
+	}
+	if rep.Push != nil && rep.Push.JWKSFetches != 0 {
+		t.Errorf("want no JWKS fetch during the run, got %d", rep.Push.JWKSFetches)
+	}
+}
+
+// TestBenchRemote drives a gateway started apart, as --url does for a
+// deployed one: one key file, an issuer configured for it, and the check
+// reading only the messages stored after the bench started.
+func TestBenchRemote(t *testing.T) {
+	keyPath, jwks := verbGenKey(t)
+	rec := newVerbPushRecorder(t, http.StatusAccepted, "") // only its JWKS is used
+	rec.setJWKS(jwks)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("push-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issuers := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuers, []byte(fmt.Sprintf(`issuers:
+  - name: acme
+    issuer: https://tx.example/
+    audience: [%s]
+    jwks_uri: %s/jwks
+    algorithms: [ES256]
+    push:
+      bearer_token_file: %s
+`, verbAudience, rec.srv.URL, tokenFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := benchTestGateway(t, map[string]string{
+		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
+		"SETGATE_DATA_DIR": filepath.Join(dir, "data"), "SETGATE_ISSUERS_FILE": issuers,
+	})
+	pushURL := app.pushURL + "/events/acme"
+	// Something stored before the bench, which its check must leave out.
+	if err := sendVerb(t.Context(), []string{"--to", pushURL, "--key", keyPath, "--token-file", tokenFile,
+		"--iss", "https://tx.example/", "--aud", verbAudience, "--email", "bob@acme.example"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errOut verbBuffer
+	args := []string{"bench", "--url", pushURL, "--key", keyPath, "--iss", "https://tx.example/", "--aud", verbAudience,
+		"--token-file", tokenFile, "--nats", app.br.ClientURL(), "--count", "300", "--concurrency", "8", "--json"}
+	if err := run(t.Context(), args, map[string]string{}, &out, &errOut); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Check == nil || !rep.Check.Passed || rep.Check.Acked != 300 || rep.Check.Messages != 300 {
+		t.Fatalf("want the check passed over 300 SETs, got %+v", rep.Check)
+	}
+	if rep.Push == nil || rep.Push.SETs != 300 || rep.VerifyCeiling != nil || rep.Poll != nil || rep.Mode != "push" {
+		t.Errorf("want 300 SETs pushed and nothing else measured, got %+v", rep)
+	}
+}
+
+// benchTestGateway runs serve with vars until the test ends.
+func benchTestGateway(tb testing.TB, vars map[string]string) *gatewayApp {
+	tb.Helper()
+	s, err := loadSettings(vars)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *gatewayApp, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *gatewayApp) { ready <- a }) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case app := <-ready:
+		return app
+	case err := <-done:
+		tb.Fatalf("serve: %v", err)
+		return nil
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown mode", []string{"--mode", "fast"}, `--mode "fast"`},
+		{"unknown alg", []string{"--alg", "HS256"}, `--alg "HS256"`},
+		{"too many events", []string{"--events", "5"}, "--events must be 1 to 4"},
+		{"no issuers", []string{"--issuers", "0"}, "must be positive"},
+		{"url without key", []string{"--url", "http://127.0.0.1:1/events/a"}, "--url needs --key and --iss"},
+		{"url with poll", []string{"--url", "http://127.0.0.1:1/events/a", "--mode", "both"}, "--url measures push only"},
+		{"key without url", []string{"--key", "k.pem"}, "go with --url"},
+		{"argument", []string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(t.Context(), append([]string{"bench"}, tt.args...), map[string]string{}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("want an error containing %q, got %v", tt.want, err)
+			}
+		})
+	}
+}
