@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
-)
 
-// maxJSONDepth bounds nesting in header and claims; SETs are shallow.
-const maxJSONDepth = 32
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
 
 // compact is a JWS compact serialization split into its parts.
 type compact struct {
@@ -72,92 +71,65 @@ func decodePart(s string) ([]byte, error) {
 	return b64.DecodeString(s)
 }
 
-// decodeObject decodes a JSON object into its members, rejecting invalid
-// UTF-8, nesting deeper than maxJSONDepth and duplicate member names at any
-// level (encoding/json would silently keep the last one).
+// decodeObject decodes a JSON object into its members. The JSON v2
+// decoder rejects invalid UTF-8 and duplicate member names at any depth
+// (RFC 7493 I-JSON; encoding/json would silently keep the last one) in the
+// same single pass.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
-	if !utf8.Valid(data) {
-		return nil, errors.New("not UTF-8")
+	var m map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(data, &m); err != nil {
+		var se *jsontext.SyntacticError
+		switch {
+		case errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName):
+			return nil, fmt.Errorf("duplicate member at %s", truncate(string(se.JSONPointer), 64))
+		case errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrNonStringName):
+			return nil, errors.New("malformed JSON")
+		case !utf8.Valid(data):
+			return nil, errors.New("not UTF-8")
+		case len(bytes.TrimSpace(data)) > 0 && bytes.TrimSpace(data)[0] != '{':
+			return nil, errors.New("not an object")
+		default:
+			return nil, errors.New("malformed JSON")
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, errors.New("malformed JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if m == nil {
 		return nil, errors.New("not an object")
 	}
-	if err := checkObject(dec, 1); err != nil {
-		return nil, err
+	if nesting(data) > maxJSONDepth {
+		return nil, errors.New("nested too deeply")
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the object")
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[k] = json.RawMessage(v)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, errors.New("malformed JSON")
-	}
-	return m, nil
+	return out, nil
 }
 
-// checkObject consumes the members of an object whose '{' was read.
-func checkObject(dec *json.Decoder, depth int) error {
-	if depth > maxJSONDepth {
-		return errors.New("nested too deeply")
-	}
-	seen := make(map[string]struct{})
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return errors.New("malformed JSON")
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return errors.New("malformed JSON")
-		}
-		if _, dup := seen[name]; dup {
-			return fmt.Errorf("duplicate member %q", truncate(name, 64))
-		}
-		seen[name] = struct{}{}
-		if err := checkValue(dec, depth); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // '}'
-		return errors.New("malformed JSON")
-	}
-	return nil
-}
+// maxJSONDepth bounds nesting in header and claims; SETs are shallow.
+const maxJSONDepth = 32
 
-func checkValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return errors.New("malformed JSON")
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		return checkObject(dec, depth+1)
-	case '[':
-		if depth+1 > maxJSONDepth {
-			return errors.New("nested too deeply")
+// nesting returns the deepest nesting of objects and arrays in data,
+// which must be valid JSON (brackets inside strings do not count).
+func nesting(data []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range data {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
 		}
-		for dec.More() {
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-		if _, err := dec.Token(); err != nil { // ']'
-			return errors.New("malformed JSON")
-		}
-		return nil
-	default:
-		return errors.New("malformed JSON")
 	}
+	return deepest
 }
 
 // truncate shortens s for use in a description.
