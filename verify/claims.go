@@ -10,8 +10,13 @@ import (
 // stringClaim returns m[name] when it is a JSON string.
 func stringClaim(m map[string]json.RawMessage, name string) (string, bool) {
 	raw, ok := m[name]
-	if !ok || len(raw) == 0 || raw[0] != '"' {
+	if !ok || len(raw) < 2 || raw[0] != '"' {
 		return "", false
+	}
+	if raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		// Valid JSON (checked when decoded) without escapes: the string
+		// is the bytes between the quotes.
+		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

@@ -60,6 +60,15 @@ type keySet struct {
 	mu       sync.Mutex
 	last     time.Time
 	lastErr  string
+
+	// byKID caches keys found in the storage, so a SET does not copy the
+	// whole key set. Every JWKS response clears it once jwkset has
+	// replaced the keys (the body is closed after that); gen makes sure a
+	// lookup that read the storage before a refresh cannot insert a key
+	// after it.
+	cacheMu sync.RWMutex
+	byKID   map[string]jwkset.JWK
+	gen     atomic.Uint64
 }
 
 func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
@@ -158,16 +167,39 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 // itself, outside the singleflight group: concurrent misses would race for
 // the rate limiter and all but the first would be rejected.
 func (ks *keySet) cached(ctx context.Context, kid string) (jwkset.JWK, error) {
+	ks.cacheMu.RLock()
+	j, ok := ks.byKID[kid]
+	ks.cacheMu.RUnlock()
+	if ok {
+		return j, nil
+	}
+	gen := ks.gen.Load()
 	all, err := ks.kf.Storage().KeyReadAll(ctx)
 	if err != nil {
 		return jwkset.JWK{}, err
 	}
 	for _, j := range all {
 		if j.Marshal().KID == kid {
+			ks.cacheMu.Lock()
+			if ks.gen.Load() == gen {
+				if ks.byKID == nil {
+					ks.byKID = make(map[string]jwkset.JWK)
+				}
+				ks.byKID[kid] = j
+			}
+			ks.cacheMu.Unlock()
 			return j, nil
 		}
 	}
 	return jwkset.JWK{}, jwkset.ErrKeyNotFound
+}
+
+// invalidate forgets the cached keys; called when a JWKS response is done.
+func (ks *keySet) invalidate() {
+	ks.cacheMu.Lock()
+	ks.gen.Add(1)
+	ks.byKID = nil
+	ks.cacheMu.Unlock()
 }
 
 // fit checks that a JWK may verify alg: its use, key_ops and alg members
@@ -310,4 +342,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *limitedBody) Close() error { return b.rc.Close() }
+// Close closes the response; jwkset closes it after replacing the key set
+// (or failing to), so the key cache is cleared here.
+func (b *limitedBody) Close() error {
+	b.ks.invalidate()
+	return b.rc.Close()
+}
