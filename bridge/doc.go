@@ -24,4 +24,19 @@
 //
 // Rejected SETs are announced, best effort and outside the stream, on
 // "setgate.rejected.<issuer>" by [Bridge.PublishRejection].
+//
+// # The one intake
+//
+// [Bridge.Accept] is the single verify→publish path push and poll share:
+// it verifies a raw SET with its [Source]'s verifier and publishes it, or
+// logs and announces the rejection; [Bridge.Reject] records a SET a source
+// refused before verification the same way.
+//
+// # Leases
+//
+// [Bridge.Lease] hands out leases in the "setgate_leases" KV bucket, so
+// that with several replicas each poll issuer is polled by one of them.
+// Writes are revision-checked; a lease is taken over only after its
+// revision stayed unchanged for a whole TTL on the contender's own clock,
+// so replicas need no synchronised clocks.
 package bridge
