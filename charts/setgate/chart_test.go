@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -65,6 +66,7 @@ type rendered struct {
 	pdb        *policyv1.PodDisruptionBudget
 	netpol     *networkingv1.NetworkPolicy
 	monitor    *serviceMonitor
+	rule       *prometheusRule
 	kinds      []string // "Kind/name" of every object, sorted
 }
 
@@ -88,6 +90,25 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// prometheusRule is the part of the Prometheus Operator's PrometheusRule the chart renders;
+// strict decoding rejects any field the chart renders that is not declared here.
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
 // wantAPIVersion is the apiVersion each kind the chart renders must have.
 var wantAPIVersion = map[string]string{
 	"ConfigMap":               "v1",
@@ -101,6 +122,7 @@ var wantAPIVersion = map[string]string{
 	"NetworkPolicy":           "networking.k8s.io/v1",
 	"PodDisruptionBudget":     "policy/v1",
 	"ServiceMonitor":          "monitoring.coreos.com/v1",
+	"PrometheusRule":          "monitoring.coreos.com/v1",
 }
 
 // render installs the chart in client-only dry-run mode, as `helm install --dry-run=client`
@@ -208,6 +230,9 @@ func decodeManifests(t testing.TB, manifest string) *rendered {
 		case "ServiceMonitor":
 			r.monitor = once(t, r.monitor, &serviceMonitor{}, doc)
 			meta = r.monitor.ObjectMeta
+		case "PrometheusRule":
+			r.rule = once(t, r.rule, &prometheusRule{}, doc)
+			meta = r.rule.ObjectMeta
 		}
 		checkMeta(t, tm.Kind, meta)
 		r.kinds = append(r.kinds, tm.Kind+"/"+meta.Name)
@@ -769,12 +794,12 @@ func TestRender(t *testing.T) {
 			},
 		},
 		{
-			name:   "ingress, HPA, ServiceMonitor, NetworkPolicy and inline secrets",
+			name:   "ingress, HPA, ServiceMonitor, PrometheusRule, dashboard, NetworkPolicy and inline secrets",
 			values: valueSet{files: []string{"ci/full-values.yaml"}},
 			wantKinds: []string{
-				"ConfigMap/sg-setgate-env", "ConfigMap/sg-setgate-issuers", "Deployment/sg-setgate",
+				"ConfigMap/sg-setgate-dashboard", "ConfigMap/sg-setgate-env", "ConfigMap/sg-setgate-issuers", "Deployment/sg-setgate",
 				"HorizontalPodAutoscaler/sg-setgate", "Ingress/sg-setgate", "NetworkPolicy/sg-setgate",
-				"PodDisruptionBudget/sg-setgate", "Secret/sg-setgate-files", "Secret/sg-setgate-nats",
+				"PodDisruptionBudget/sg-setgate", "PrometheusRule/sg-setgate", "Secret/sg-setgate-files", "Secret/sg-setgate-nats",
 				"Service/sg-setgate", "ServiceAccount/sg-setgate", "ServiceMonitor/sg-setgate",
 			},
 			check: func(t *testing.T, r *rendered) {
@@ -800,6 +825,12 @@ func TestRender(t *testing.T) {
 				}
 				if r.monitor.Labels["release"] != "kube-prometheus-stack" {
 					t.Errorf("servicemonitor: want the extra label, got %v", r.monitor.Labels)
+				}
+				if r.rule.Labels["release"] != "kube-prometheus-stack" {
+					t.Errorf("prometheusrule: want the extra label, got %v", r.rule.Labels)
+				}
+				if got := r.configMaps[fullname+"-dashboard"].Annotations["grafana_folder"]; got != "Security" {
+					t.Errorf("dashboard: want the grafana_folder annotation, got %q", got)
 				}
 				np := r.netpol.Spec
 				if !slices.Equal(np.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
@@ -1199,4 +1230,396 @@ func TestValuesDocumented(t *testing.T) {
 		}
 	}
 	walk("/", doc.Content[0], schema)
+}
+
+// exportedMetrics is the allow-list of metric families the dashboard and the PrometheusRule may
+// query: what the setgate binary exports (README.md "Metrics"; gateway/metrics.go and
+// gateway/state.go). test/dashboard_test.go reads this list from this file and checks every
+// name against a running binary's /metrics, so a name here that setgate does not export fails
+// there. Histograms are named by family (without _bucket, _sum, _count).
+var exportedMetrics = []string{
+	"setgate_sets_received_total",
+	"setgate_sets_accepted_total",
+	"setgate_sets_duplicate_total",
+	"setgate_sets_rejected_total",
+	"setgate_sets_not_persisted_total",
+	"setgate_sets_payload_warnings_total",
+	"setgate_events_published_total",
+	"setgate_accept_duration_seconds",
+	"setgate_publish_duration_seconds",
+	"setgate_push_request_duration_seconds",
+	"setgate_jwks_fetches_total",
+	"setgate_jwks_fetch_failures_total",
+	"setgate_jwks_keys",
+	"setgate_jwks_last_fetch_timestamp_seconds",
+	"setgate_poll_requests_total",
+	"setgate_poll_sets_received_total",
+	"setgate_poll_acked_total",
+	"setgate_poll_set_errs_total",
+	"setgate_poll_consecutive_failures",
+	"setgate_poll_backoff_seconds",
+	"setgate_poll_last_success_timestamp_seconds",
+	"setgate_poll_lease_held",
+	"setgate_config_reloads_total",
+	"setgate_config_info",
+	"setgate_config_last_load_success",
+	"setgate_config_loaded_timestamp_seconds",
+	"setgate_nats_connected",
+	"setgate_ssf_stream_healthy",
+	"setgate_ssf_stream_status",
+}
+
+var (
+	metricName     = regexp.MustCompile(`setgate_[a-z_]+`)
+	histogramPart  = regexp.MustCompile(`_(bucket|sum|count)$`)
+	selectorOrWith = regexp.MustCompile(`([A-Za-z_:][A-Za-z0-9_:]*)\s*[{\[]`)
+)
+
+// metricFamilies returns the metric families a PromQL expression names, histogram series
+// mapped to their family.
+func metricFamilies(expr string) []string {
+	var out []string
+	for _, n := range metricName.FindAllString(expr, -1) {
+		n = histogramPart.ReplaceAllString(n, "")
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// checkPromQL checks that expr names only allowed setgate metrics: every series selector
+// (a name followed by { or [) is a setgate metric, and every setgate name is in
+// exportedMetrics. It also checks that parentheses, braces and brackets balance.
+func checkPromQL(t *testing.T, where, expr string) []string {
+	t.Helper()
+	fams := metricFamilies(expr)
+	if len(fams) == 0 {
+		t.Errorf("%s: %q names no setgate metric", where, expr)
+	}
+	for _, f := range fams {
+		if !slices.Contains(exportedMetrics, f) {
+			t.Errorf("%s: %s is not a metric setgate exports (exportedMetrics)", where, f)
+		}
+	}
+	for _, m := range selectorOrWith.FindAllStringSubmatch(expr, -1) {
+		if !strings.HasPrefix(m[1], "setgate_") {
+			t.Errorf("%s: %q selects %s, not a setgate metric", where, expr, m[1])
+		}
+	}
+	var stack []rune
+	pairs := map[rune]rune{')': '(', '}': '{', ']': '['}
+	inString := false
+	for _, c := range expr {
+		switch {
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '(' || c == '{' || c == '[':
+			stack = append(stack, c)
+		case pairs[c] != 0:
+			if len(stack) == 0 || stack[len(stack)-1] != pairs[c] {
+				t.Errorf("%s: unbalanced %q in %q", where, c, expr)
+				return fams
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) != 0 || inString {
+		t.Errorf("%s: unbalanced brackets or quotes in %q", where, expr)
+	}
+	return fams
+}
+
+// grafanaDashboard is the part of a Grafana dashboard the tests read.
+type grafanaDashboard struct {
+	Title      string `json:"title"`
+	UID        string `json:"uid"`
+	Templating struct {
+		List []struct {
+			Name       string          `json:"name"`
+			Type       string          `json:"type"`
+			Query      json.RawMessage `json:"query"`
+			Definition string          `json:"definition"`
+			Datasource *grafanaDS      `json:"datasource"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []grafanaPanel `json:"panels"`
+}
+
+type grafanaDS struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type grafanaPanel struct {
+	ID         int        `json:"id"`
+	Type       string     `json:"type"`
+	Title      string     `json:"title"`
+	Datasource *grafanaDS `json:"datasource"`
+	GridPos    struct {
+		H, W, X, Y int
+	} `json:"gridPos"`
+	Targets []struct {
+		RefID      string     `json:"refId"`
+		Expr       string     `json:"expr"`
+		Datasource *grafanaDS `json:"datasource"`
+	} `json:"targets"`
+	Panels []grafanaPanel `json:"panels"`
+}
+
+// TestDashboard: the dashboard JSON parses, every panel queries the ${datasource} variable,
+// every query names only exported setgate metrics, and it covers what operators watch.
+func TestDashboard(t *testing.T) {
+	raw, err := os.ReadFile("dashboards/setgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d grafanaDashboard
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("dashboards/setgate.json: %v", err)
+	}
+	if d.Title == "" || d.UID == "" {
+		t.Errorf("want a title and a uid, got %q, %q", d.Title, d.UID)
+	}
+
+	vars := map[string]int{}
+	for i, v := range d.Templating.List {
+		vars[v.Name] = i
+	}
+	if i, ok := vars["datasource"]; !ok || d.Templating.List[i].Type != "datasource" || string(d.Templating.List[i].Query) != `"prometheus"` {
+		t.Error(`want a template variable "datasource" of type datasource for prometheus`)
+	}
+	used := map[string]bool{}
+	if i, ok := vars["issuer"]; !ok {
+		t.Error(`want a template variable "issuer"`)
+	} else {
+		v := d.Templating.List[i]
+		var q struct {
+			Query string `json:"query"`
+		}
+		if err := json.Unmarshal(v.Query, &q); err != nil {
+			t.Errorf("issuer query: %v", err)
+		}
+		const want = "label_values(setgate_sets_received_total, issuer)"
+		if v.Type != "query" || q.Query != want || v.Definition != want {
+			t.Errorf("issuer variable: want a query %q, got %s %q", want, v.Type, q.Query)
+		}
+		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+			t.Errorf("issuer variable: want datasource ${datasource}, got %+v", v.Datasource)
+		}
+		for _, f := range checkPromQL(t, "issuer variable", q.Query) {
+			used[f] = true
+		}
+	}
+
+	ids := map[int]bool{}
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			if ids[p.ID] {
+				t.Errorf("panel id %d used twice", p.ID)
+			}
+			ids[p.ID] = true
+			if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+				t.Errorf("panel %q: bad gridPos %+v", p.Title, p.GridPos)
+			}
+			walk(p.Panels)
+			if p.Type == "row" {
+				continue
+			}
+			if p.Title == "" || len(p.Targets) == 0 {
+				t.Errorf("panel %d: want a title and queries, got %q with %d", p.ID, p.Title, len(p.Targets))
+			}
+			if p.Datasource == nil || p.Datasource.UID != "${datasource}" || p.Datasource.Type != "prometheus" {
+				t.Errorf("panel %q: want datasource ${datasource}, got %+v", p.Title, p.Datasource)
+			}
+			for _, tg := range p.Targets {
+				where := fmt.Sprintf("panel %q %s", p.Title, tg.RefID)
+				if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" {
+					t.Errorf("%s: want datasource ${datasource}, got %+v", where, tg.Datasource)
+				}
+				for _, f := range checkPromQL(t, where, tg.Expr) {
+					used[f] = true
+				}
+			}
+		}
+	}
+	walk(d.Panels)
+
+	// What issue 11 asks the dashboard to show.
+	for _, want := range []string{
+		"setgate_sets_accepted_total", "setgate_sets_rejected_total", "setgate_push_request_duration_seconds",
+		"setgate_publish_duration_seconds", "setgate_jwks_keys", "setgate_jwks_fetch_failures_total",
+		"setgate_jwks_last_fetch_timestamp_seconds", "setgate_poll_last_success_timestamp_seconds",
+		"setgate_poll_backoff_seconds", "setgate_poll_lease_held", "setgate_nats_connected",
+		"setgate_config_reloads_total", "setgate_config_last_load_success", "setgate_ssf_stream_healthy",
+		"setgate_ssf_stream_status",
+	} {
+		if !used[want] {
+			t.Errorf("no panel queries %s", want)
+		}
+	}
+	for _, q := range []string{
+		"histogram_quantile(0.5, sum by (le) (rate(setgate_push_request_duration_seconds_bucket",
+		"histogram_quantile(0.99, sum by (le) (rate(setgate_push_request_duration_seconds_bucket",
+		"histogram_quantile(0.99, sum by (le, delivery) (rate(setgate_publish_duration_seconds_bucket",
+		"time() - (setgate_poll_last_success_timestamp_seconds",
+	} {
+		if !bytes.Contains(raw, []byte(q)) {
+			t.Errorf("dashboard: want a query with %q", q)
+		}
+	}
+}
+
+// TestMonitoring: the dashboard ConfigMap and the PrometheusRule are off by default, render
+// when enabled with the configured labels, the ConfigMap carries the dashboard file as is,
+// and every alert selects this release's series and names only exported metrics.
+func TestMonitoring(t *testing.T) {
+	t.Run("off by default", func(t *testing.T) {
+		r := mustRender(t, valueSet{})
+		if _, ok := r.configMaps[fullname+"-dashboard"]; ok || r.rule != nil {
+			t.Errorf("want no dashboard ConfigMap and no PrometheusRule by default, got %v", r.kinds)
+		}
+	})
+
+	file, err := os.ReadFile("dashboards/setgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAlerts := []string{
+		"SetgateRejectionRatioHigh", "SetgateJWKSFailing", "SetgateNATSDisconnected",
+		"SetgatePollBackingOff", "SetgateSSFStreamUnhealthy", "SetgateConfigRefused",
+	}
+	tests := []struct {
+		name      string
+		values    valueSet
+		wantLabel [2]string // the Grafana sidecar label
+		wantSel   string    // the label matchers in every alert
+		wantInRe  map[string]string
+	}{
+		{
+			name:      "defaults when enabled",
+			values:    valueSet{set: []string{"dashboards.enabled=true", "prometheusRule.enabled=true", "serviceMonitor.enabled=true"}},
+			wantLabel: [2]string{"grafana_dashboard", "1"},
+			wantSel:   `{job="sg-setgate", namespace="secevents"}`,
+			wantInRe: map[string]string{
+				"SetgateRejectionRatioHigh": "> 0.05",
+				"SetgatePollBackingOff":     "setgate_poll_consecutive_failures{job=\"sg-setgate\", namespace=\"secevents\"} > 5",
+			},
+		},
+		{
+			name: "configured",
+			values: valueSet{
+				files: []string{"ci/external-nats-values.yaml"},
+				set: []string{
+					"dashboards.enabled=true", "dashboards.label=dashboards.example.com/grafana", "dashboards.labels.team=security",
+					"prometheusRule.enabled=true", "prometheusRule.labels.prometheus=main",
+					"prometheusRule.pollConsecutiveFailures=9", "prometheusRule.pollBackoffSeconds=45",
+				},
+				setString: []string{"dashboards.labelValue=yes", `prometheusRule.selector=job="setgate"`},
+				setJSON:   []string{"prometheusRule.rejectionRatio=0.25"},
+			},
+			wantLabel: [2]string{"dashboards.example.com/grafana", "yes"},
+			wantSel:   `{job="setgate"}`,
+			wantInRe: map[string]string{
+				"SetgateRejectionRatioHigh": "> 0.25",
+				"SetgatePollBackingOff":     "[10m]) > 45",
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, tc.values)
+			checkInvariants(t, r)
+
+			cm, ok := r.configMaps[fullname+"-dashboard"]
+			if !ok {
+				t.Fatalf("no ConfigMap %s-dashboard; got %v", fullname, r.kinds)
+			}
+			if got := cm.Labels[tc.wantLabel[0]]; got != tc.wantLabel[1] {
+				t.Errorf("dashboard ConfigMap: want label %s=%q, got %v", tc.wantLabel[0], tc.wantLabel[1], cm.Labels)
+			}
+			if len(cm.Data) != 1 || cm.Data["setgate.json"] != strings.TrimSuffix(string(file), "\n") {
+				t.Errorf("dashboard ConfigMap: want exactly setgate.json with dashboards/setgate.json as is, got keys %v", slices.Sorted(maps.Keys(cm.Data)))
+			}
+			var parsed map[string]any
+			if err := json.Unmarshal([]byte(cm.Data["setgate.json"]), &parsed); err != nil {
+				t.Errorf("dashboard ConfigMap: setgate.json does not parse: %v", err)
+			}
+
+			rule := r.rule
+			if rule == nil {
+				t.Fatalf("no PrometheusRule; got %v", r.kinds)
+			}
+			for k, v := range map[string]string{"prometheus": "main"} {
+				if tc.name == "configured" && rule.Labels[k] != v {
+					t.Errorf("prometheusrule: want label %s=%s, got %v", k, v, rule.Labels)
+				}
+			}
+			var alerts []string
+			for _, g := range rule.Spec.Groups {
+				if g.Name == "" {
+					t.Error("prometheusrule: a group without a name")
+				}
+				for _, rl := range g.Rules {
+					alerts = append(alerts, rl.Alert)
+					where := "alert " + rl.Alert
+					fams := checkPromQL(t, where, rl.Expr)
+					// Every series selector carries the release's matchers.
+					for _, f := range fams {
+						if n := strings.Count(rl.Expr, f); n != strings.Count(rl.Expr, f+tc.wantSel) {
+							t.Errorf("%s: %s is selected without %s: %q", where, f, tc.wantSel, rl.Expr)
+						}
+					}
+					if rl.For == "" || (rl.Labels["severity"] != "warning" && rl.Labels["severity"] != "critical") {
+						t.Errorf("%s: want a for duration and a severity, got %q, %v", where, rl.For, rl.Labels)
+					}
+					if !strings.Contains(rl.Annotations["summary"], "{{ $labels.") || rl.Annotations["description"] == "" {
+						t.Errorf("%s: want a summary with alert labels and a description, got %v", where, rl.Annotations)
+					}
+					if want, ok := tc.wantInRe[rl.Alert]; ok && !strings.Contains(rl.Expr, want) {
+						t.Errorf("%s: want %q in %q", where, want, rl.Expr)
+					}
+				}
+			}
+			if !slices.Equal(alerts, wantAlerts) {
+				t.Errorf("alerts: want %v, got %v", wantAlerts, alerts)
+			}
+			for alert, want := range map[string]string{
+				"SetgateRejectionRatioHigh": "10m", "SetgatePollBackingOff": "10m", "SetgateSSFStreamUnhealthy": "15m",
+			} {
+				for _, g := range rule.Spec.Groups {
+					for _, rl := range g.Rules {
+						if rl.Alert == alert && rl.For != want {
+							t.Errorf("%s: want for %s, got %q", alert, want, rl.For)
+						}
+					}
+				}
+			}
+			// The default matchers are what the chart's ServiceMonitor gives: job is the
+			// Service's name, namespace the release's.
+			if r.monitor != nil && tc.wantSel != fmt.Sprintf(`{job=%q, namespace=%q}`, r.service.Name, r.service.Namespace) {
+				t.Errorf("alerts select %s, but the ServiceMonitor scrapes job %q in %q", tc.wantSel, r.service.Name, r.service.Namespace)
+			}
+		})
+	}
+
+	t.Run("refused values", func(t *testing.T) {
+		for _, tc := range []struct {
+			values  valueSet
+			wantErr string
+		}{
+			{valueSet{setJSON: []string{"prometheusRule.rejectionRatio=2"}}, "/prometheusRule/rejectionRatio"},
+			{valueSet{setJSON: []string{"prometheusRule.rejectionRatio=0"}}, "/prometheusRule/rejectionRatio"},
+			{valueSet{setString: []string{`prometheusRule.selector={job="x"}`}}, "/prometheusRule/selector"},
+			{valueSet{setString: []string{"dashboards.label=not a label"}}, "/dashboards/label"},
+			{valueSet{set: []string{"dashboards.folder=x"}}, "additional properties 'folder' not allowed"},
+		} {
+			_, err := render(t, tc.values)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%+v: want an error with %q, got %v", tc.values, tc.wantErr, err)
+			}
+		}
+	})
 }
