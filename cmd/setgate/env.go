@@ -48,6 +48,7 @@ type settings struct {
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"graceful drain bound"`
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"5s" help:"slow-client bound on request headers"`
 	ReadTimeout       time.Duration `env:"READ_TIMEOUT" envDefault:"10s" help:"slow-client bound on a whole request"`
+	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"60s" help:"how long an idle keep-alive push connection is kept"`
 }
 
 const envPrefix = "SETGATE_"
