@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,29 +81,10 @@ func TestBenchShort(t *testing.T) {
 // deployed one: one key file, an issuer configured for it, and the check
 // reading only the messages stored after the bench started.
 func TestBenchRemote(t *testing.T) {
-	keyPath, jwks := verbGenKey(t)
-	rec := newVerbPushRecorder(t, http.StatusAccepted, "") // only its JWKS is used
-	rec.setJWKS(jwks)
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("push-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	issuers := filepath.Join(dir, "issuers.yaml")
-	if err := os.WriteFile(issuers, []byte(fmt.Sprintf(`issuers:
-  - name: acme
-    issuer: https://tx.example/
-    audience: [%s]
-    jwks_uri: %s/jwks
-    algorithms: [ES256]
-    push:
-      bearer_token_file: %s
-`, verbAudience, rec.srv.URL, tokenFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, tokenFile, issuers := verbKeyIssuer(t)
 	app := benchTestGateway(t, map[string]string{
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-		"SETGATE_DATA_DIR": filepath.Join(dir, "data"), "SETGATE_ISSUERS_FILE": issuers,
+		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	})
 	pushURL := app.pushURL + "/events/acme"
 	// Something stored before the bench, which its check must leave out.

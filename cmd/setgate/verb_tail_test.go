@@ -281,29 +281,10 @@ func TestDefaultTailURL(t *testing.T) {
 // TestVerbsEndToEnd runs the real gateway, generates a transmitter key with
 // send --gen-key, pushes with send, and sees the event with tail.
 func TestVerbsEndToEnd(t *testing.T) {
-	keyPath, jwks := verbGenKey(t)
-	rec := newVerbPushRecorder(t, http.StatusAccepted, "") // only its JWKS is used
-	rec.setJWKS(jwks)
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("push-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	issuers := filepath.Join(dir, "issuers.yaml")
-	if err := os.WriteFile(issuers, []byte(fmt.Sprintf(`issuers:
-  - name: acme
-    issuer: https://tx.example/
-    audience: [%s]
-    jwks_uri: %s/jwks
-    algorithms: [ES256]
-    push:
-      bearer_token_file: %s
-`, verbAudience, rec.srv.URL, tokenFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, tokenFile, issuers := verbKeyIssuer(t)
 	vars := map[string]string{
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-		"SETGATE_DATA_DIR": filepath.Join(dir, "data"), "SETGATE_ISSUERS_FILE": issuers,
+		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	}
 	s, err := loadSettings(vars)
 	if err != nil {
@@ -348,4 +329,33 @@ func TestVerbsEndToEnd(t *testing.T) {
 	verbWaitUntil(t, "the rejection in tail", func() bool {
 		return strings.Contains(tailOut.String(), "setgate.rejected.acme  acme  jti=e2e-2  REJECTED invalid_audience")
 	})
+}
+
+// verbKeyIssuer generates a transmitter key with send --gen-key, serves its
+// JWKS, and writes an issuers file trusting it for issuer acme with push
+// token "push-token". It returns the key file, the token file and the
+// issuers file.
+func verbKeyIssuer(t *testing.T) (keyPath, tokenFile, issuers string) {
+	t.Helper()
+	keyPath, jwks := verbGenKey(t)
+	rec := newVerbPushRecorder(t, http.StatusAccepted, "") // only its JWKS is used
+	rec.setJWKS(jwks)
+	dir := t.TempDir()
+	tokenFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("push-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issuers = filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuers, []byte(fmt.Sprintf(`issuers:
+  - name: acme
+    issuer: https://tx.example/
+    audience: [%s]
+    jwks_uri: %s/jwks
+    algorithms: [ES256]
+    push:
+      bearer_token_file: %s
+`, verbAudience, rec.srv.URL, tokenFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyPath, tokenFile, issuers
 }
