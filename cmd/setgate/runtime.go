@@ -236,18 +236,43 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 		}
 		return func(ctx context.Context) { runLoop(ctx, loop) }, nil
 	}
+	// A managed poll stream: poll the endpoint the transmitter names, and
+	// move to a new one when the stream is set up again with another.
 	return func(ctx context.Context) {
-		select {
-		case <-ctx.Done():
-		case st := <-streamReady:
-			loop, err := newLoop(st.Delivery.EndpointURL)
-			if err != nil {
-				l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
+		var endpoint string
+		stop := func() {}
+		defer func() { stop() }()
+		for {
+			select {
+			case <-ctx.Done():
 				return
+			case st := <-streamReady:
+				if st.Delivery.EndpointURL == endpoint {
+					continue
+				}
+				loop, err := newLoop(st.Delivery.EndpointURL)
+				if err != nil {
+					l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
+					continue
+				}
+				if endpoint != "" {
+					l.log.Info("poll stream endpoint changed", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL)
+				}
+				stop() // the old loop acknowledges what it stored, then returns
+				endpoint = st.Delivery.EndpointURL
+				stop = startLoop(ctx, func(ctx context.Context) { runLoop(ctx, loop) })
 			}
-			runLoop(ctx, loop)
 		}
 	}, nil
+}
+
+// startLoop runs run in a goroutine under a child of ctx; the returned
+// function cancels it and waits until it returned.
+func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 // pending returns an issuer whose SSF metadata could not be read: its
