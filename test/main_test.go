@@ -572,3 +572,27 @@ func (l *logSink) records() []map[string]any {
 	}
 	return out
 }
+
+// startMustFail runs setgate serve with the issuers file and expects it to
+// refuse to start; it returns what the process wrote to stderr.
+func startMustFail(t *testing.T, file string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve")
+	cmd.Env = childEnv(map[string]string{
+		"SETGATE_ISSUERS_FILE":       file,
+		"SETGATE_HTTP_ADDR":          "127.0.0.1:0",
+		"SETGATE_ADMIN_ADDR":         "127.0.0.1:0",
+		"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
+		"SETGATE_DATA_DIR":           t.TempDir(),
+	})
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("want a non-zero exit, got %v; stderr:\n%s", err, stderr.String())
+	}
+	return stderr.String()
+}

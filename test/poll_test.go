@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -991,30 +990,14 @@ func TestPollBadConfigStopsStart(t *testing.T) {
 			t.Parallel()
 			file := filepath.Join(t.TempDir(), "issuers.yaml")
 			writeFile(t, file, base+strings.NewReplacer("TOKEN", token, "SECRET", secret).Replace(tt.poll))
-			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "serve")
-			cmd.Env = childEnv(map[string]string{
-				"SETGATE_ISSUERS_FILE":       file,
-				"SETGATE_HTTP_ADDR":          "127.0.0.1:0",
-				"SETGATE_ADMIN_ADDR":         "127.0.0.1:0",
-				"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-				"SETGATE_DATA_DIR":           t.TempDir(),
-			})
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-				t.Fatalf("want a non-zero exit, got %v; stderr:\n%s", err, stderr.String())
-			}
+			stderr := startMustFail(t, file)
 			for _, w := range tt.want {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr: want it to contain %q, got %q", w, stderr.String())
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr: want it to contain %q, got %q", w, stderr)
 				}
 			}
-			if strings.Contains(stderr.String(), "client-secret") {
-				t.Errorf("stderr contains the oauth2 client secret: %q", stderr.String())
+			if strings.Contains(stderr, "client-secret") {
+				t.Errorf("stderr contains the oauth2 client secret: %q", stderr)
 			}
 		})
 	}

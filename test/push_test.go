@@ -1,15 +1,11 @@
 package test
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -485,32 +481,16 @@ func TestBadConfigStopsStart(t *testing.T) {
 		{"HS256", "    algorithms: [HS256]\n", []string{`"acme"`, "algorithms", "HS256"}},
 		{"alg none", "    algorithms: [none]\n", []string{`"acme"`, "algorithms", "none"}},
 		{"poll without credential", "    poll:\n      endpoint: http://127.0.0.1:1/poll\n", []string{`"acme"`, "poll"}},
-		{"stream block (not supported yet)", "    stream:\n      manage: true\n", []string{`"acme"`, "stream"}},
+		{"stream block without discovery", "    stream:\n      manage: true\n", []string{`"acme"`, "stream"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "issuers.yaml")
 			writeFile(t, file, strings.Replace(base, "TOKEN", token, 1)+tt.extra)
-			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "serve")
-			cmd.Env = childEnv(map[string]string{
-				"SETGATE_ISSUERS_FILE":       file,
-				"SETGATE_HTTP_ADDR":          "127.0.0.1:0",
-				"SETGATE_ADMIN_ADDR":         "127.0.0.1:0",
-				"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-				"SETGATE_DATA_DIR":           t.TempDir(),
-			})
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-				t.Fatalf("want a non-zero exit, got %v; stderr:\n%s", err, stderr.String())
-			}
+			stderr := startMustFail(t, file)
 			for _, w := range tt.want {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr: want it to contain %q, got %q", w, stderr.String())
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr: want it to contain %q, got %q", w, stderr)
 				}
 			}
 		})
