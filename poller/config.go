@@ -157,7 +157,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleep
+		c.Sleep = Sleep
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Int64N
@@ -165,8 +165,18 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
+// BackoffCeiling is the longest wait before attempt n (1 for the first
+// retry): min doubled n-1 times, capped at max. Callers add their jitter.
+func BackoffCeiling(min, max time.Duration, n int) time.Duration {
+	ceil := max
+	if shift := n - 1; shift >= 0 && shift < 40 && min<<shift < ceil {
+		ceil = min << shift
+	}
+	return ceil
+}
+
+// Sleep waits d or until ctx is done, returning ctx.Err() in that case.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -272,10 +272,7 @@ func (l *Loop) term(ctx context.Context) {
 // number of consecutive failures, returning ctx.Err() if ctx ends first.
 func (l *Loop) backoff(ctx context.Context, err error) error {
 	l.failures++
-	ceil := l.cfg.MaxBackoff
-	if shift := l.failures - 1; shift < 40 && l.cfg.MinBackoff<<shift < ceil {
-		ceil = l.cfg.MinBackoff << shift
-	}
+	ceil := BackoffCeiling(l.cfg.MinBackoff, l.cfg.MaxBackoff, l.failures)
 	d := time.Duration(l.cfg.Rand(int64(ceil) + 1))
 	now := l.cfg.Now()
 	l.update(func(s *Status) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -202,7 +203,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = poller.Sleep
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = mrand.Int64N
@@ -695,27 +696,9 @@ func (m *Manager) newBackoff() *backoff {
 // next returns a delay between half and all of min(max, min·2ⁿ⁻¹).
 func (b *backoff) next() time.Duration {
 	b.n++
-	ceil := b.max
-	if shift := b.n - 1; shift < 40 && b.min<<shift < ceil {
-		ceil = b.min << shift
-	}
+	ceil := poller.BackoffCeiling(b.min, b.max, b.n)
 	half := ceil / 2
 	return half + time.Duration(b.rand(int64(ceil-half)+1))
 }
 
 func (b *backoff) reset() { b.n = 0 }
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
