@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -484,34 +483,7 @@ func (l *pushLoad) check(msgs []stored) {
 	if l.noRetry > 0 {
 		t.Errorf("%d answers of 503 without Retry-After", l.noRetry)
 	}
-	stored := byJTI(msgs)
-	var never, notOnce, unknown []string
-	for jti, sts := range l.statuses {
-		switch {
-		case !containsStatus(sts, http.StatusAccepted):
-			never = append(never, fmt.Sprintf("%s %v", jti, sts))
-		case len(stored[jti]) != 1:
-			notOnce = append(notOnce, fmt.Sprintf("%s (answers %v) stored %d times", jti, sts, len(stored[jti])))
-		}
-	}
-	for jti := range stored {
-		if _, ok := l.statuses[jti]; !ok {
-			unknown = append(unknown, jti)
-		}
-	}
-	sort.Strings(notOnce)
-	if len(never) > 0 {
-		t.Errorf("%d SETs never got 202, e.g. %s", len(never), never[0])
-	}
-	if len(notOnce) > 0 {
-		t.Errorf("%d SETs answered 202 are not stored exactly once, e.g. %q", len(notOnce), notOnce[:min(5, len(notOnce))])
-	}
-	if len(unknown) > 0 {
-		t.Errorf("the stream holds %d jtis that were never pushed, e.g. %q", len(unknown), unknown[0])
-	}
-	if len(msgs) != len(l.statuses) {
-		t.Errorf("stream: want %d messages (one per SET), got %d", len(l.statuses), len(msgs))
-	}
+	checkAnsweredStoredOnce(t, msgs, l.statuses)
 }
 
 // summary is the counts and the longest gap without a 202, for the log.
