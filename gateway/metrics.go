@@ -204,9 +204,7 @@ func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []b
 			m.events.WithLabelValues(name, family(subj)).Inc()
 		}
 	case errors.As(err, &ve):
-		m.rejected.WithLabelValues(name, del, string(ve.Code)).Inc()
-		c.Rejected[ve.Code]++
-		c.LastRejection = &Rejection{Code: ve.Code, Description: ve.Description, JTI: ve.JTI, Delivery: d, At: time.Now().UTC()}
+		m.rejectedLocked(c, name, ve, d)
 	default:
 		m.unavailable.WithLabelValues(name, del).Inc()
 		c.Unavailable++
@@ -218,18 +216,24 @@ func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []b
 // wrapped intake when that records rejections too (bridge.Bridge does).
 func (mi *meteredIntake) Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery) {
 	mi.m.received.WithLabelValues(src.Name, string(d)).Inc()
-	mi.m.rejected.WithLabelValues(src.Name, string(d), string(e.Code)).Inc()
 	mi.m.mu.Lock()
 	c := mi.m.counters(src.Name)
 	c.Received[d]++
-	c.Rejected[e.Code]++
-	c.LastRejection = &Rejection{Code: e.Code, Description: e.Description, JTI: e.JTI, Delivery: d, At: time.Now().UTC()}
+	mi.m.rejectedLocked(c, src.Name, e, d)
 	mi.m.mu.Unlock()
 	if r, ok := mi.in.(interface {
 		Reject(context.Context, *bridge.Source, *verify.Error, bridge.Delivery)
 	}); ok {
 		r.Reject(ctx, src, e, d)
 	}
+}
+
+// rejectedLocked counts one rejection of the issuer called name (whose
+// counters are c) and remembers it as the last; m.mu must be held.
+func (m *Metrics) rejectedLocked(c *IssuerCounters, name string, e *verify.Error, d bridge.Delivery) {
+	m.rejected.WithLabelValues(name, string(d), string(e.Code)).Inc()
+	c.Rejected[e.Code]++
+	c.LastRejection = &Rejection{Code: e.Code, Description: e.Description, JTI: e.JTI, Delivery: d, At: time.Now().UTC()}
 }
 
 // family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
