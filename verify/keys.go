@@ -21,6 +21,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/setgate/setgate/internal/outbound"
 )
 
 // methods is the closed set of algorithms setgate can verify. It never
@@ -74,16 +76,14 @@ type keySet struct {
 func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ks := &keySet{uri: uri, cancel: cancel, timeout: o.FetchTimeout, log: o.Logger}
-	client := &http.Client{
-		Transport: &countingTransport{base: o.transport(), ks: ks, max: o.MaxJWKSBytes},
+	// The outbound policy: every fetch bounded by FetchTimeout, bodies
+	// capped, redirects followed only within the same https origin.
+	client := outbound.Policy{
 		Timeout:   o.FetchTimeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			return CheckEndpointURL(req.URL.String())
-		},
-	}
+		MaxBytes:  o.MaxJWKSBytes,
+		Redirects: outbound.SameOrigin,
+		Transport: &countingTransport{base: o.transport(), ks: ks, max: o.MaxJWKSBytes},
+	}.Client()
 	noErr := true
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{uri}, keyfunc.Override{
 		Client:                    client,
