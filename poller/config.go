@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -84,9 +85,10 @@ type Config struct {
 	// Lease, if set, is held while polling: the loop polls only while it
 	// holds the lease. Nil: always poll (one replica).
 	Lease Lease
-	// HTTPClient sends the polls. Nil: a client of its own that does not
-	// follow redirects (a 3xx is an error). Timeouts come from the request
-	// context, so a client Timeout is not needed.
+	// HTTPClient sends the polls. Nil: a client with the outbound policy
+	// (no redirects: a 3xx is an error; LongPollTimeout + TimeoutMargin
+	// per call; MaxResponseBytes per answer). Each request also carries
+	// that deadline in its context.
 	HTTPClient *http.Client
 	// Logger receives the loop's log; nil discards it.
 	Logger *slog.Logger
@@ -145,10 +147,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("poller: issuer %q: lease TTL must be positive", c.Source.Name)
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{
-			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		c.HTTPClient = outbound.Policy{Timeout: c.LongPollTimeout + c.TimeoutMargin, MaxBytes: c.MaxResponseBytes}.Client()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

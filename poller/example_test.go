@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/oauth2/clientcredentials"
-
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/poller"
 )
@@ -32,15 +30,21 @@ func ExampleLoop_Run() {
 		log.Error("lease", "err", err)
 		return
 	}
+	auth, err := poller.NewOAuth2(poller.OAuth2Config{
+		TokenURL: "https://idp.acme.example/oauth/token", ClientID: "setgate", ClientSecret: "…",
+		AuthStyle: poller.AuthBasic, Scopes: []string{"ssf.read"},
+	}, poller.OAuth2Options{Logger: log})
+	if err != nil {
+		log.Error("oauth2", "err", err)
+		return
+	}
 	loop, err := poller.New(poller.Config{
 		Source:    src,
 		Endpoint:  "https://idp.acme.example/ssf/poll/123",
 		MaxEvents: 100,
-		Auth: poller.OAuth2ClientCredentials(clientcredentials.Config{
-			ClientID: "setgate", ClientSecret: "…", TokenURL: "https://idp.acme.example/oauth/token", Scopes: []string{"ssf.read"},
-		}),
-		Lease:  lease,
-		Logger: log,
+		Auth:      auth,
+		Lease:     lease,
+		Logger:    log,
 	}, br)
 	if err != nil {
 		log.Error("poller", "err", err)

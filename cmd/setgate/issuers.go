@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/poller"
+	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -54,11 +55,20 @@ type pollBlock struct {
 }
 
 type oauth2Block struct {
-	TokenURL         string   `yaml:"token_url"`
-	ClientID         string   `yaml:"client_id"`
-	ClientSecretFile string   `yaml:"client_secret_file"`
-	ClientSecretEnv  string   `yaml:"client_secret_env"`
-	Scopes           []string `yaml:"scopes"`
+	TokenURL         string    `yaml:"token_url"`
+	ClientID         string    `yaml:"client_id"`
+	AuthStyle        string    `yaml:"auth_style"`
+	ClientSecretFile string    `yaml:"client_secret_file"`
+	ClientSecretEnv  string    `yaml:"client_secret_env"`
+	PrivateKeyJWT    *jwtBlock `yaml:"private_key_jwt"`
+	Scopes           []string  `yaml:"scopes"`
+}
+
+// jwtBlock is oauth2.private_key_jwt: the client authenticates with a JWT
+// signed by its private key (RFC 7523 §2.2) instead of a secret.
+type jwtBlock struct {
+	KeyFile string `yaml:"key_file"`
+	KID     string `yaml:"kid"`
 }
 
 type streamBlock struct {
@@ -73,6 +83,7 @@ type streamBlock struct {
 	OAuth2                  *oauth2Block `yaml:"oauth2"`
 	VerificationInterval    string       `yaml:"verification_interval"`
 	VerificationTimeout     string       `yaml:"verification_timeout"`
+	AllowedOrigins          []string     `yaml:"allowed_origins"`
 }
 
 type eventsBlock struct {
@@ -115,11 +126,24 @@ type streamSpec struct {
 	Delivery             string // "push" or "poll"
 	EventsRequested      []string
 	Description          string
-	PushAuthorization    string                    // bare token the transmitter sends us (push)
-	Bearer               string                    // what we present to the SSF endpoints, or
-	OAuth2               *clientcredentials.Config // client credentials
+	PushAuthorization    string               // bare token the transmitter sends us (push)
+	Bearer               string               // what we present to the SSF endpoints, or
+	OAuth2               *poller.OAuth2Config // client credentials
 	VerificationInterval time.Duration
 	VerificationTimeout  time.Duration
+	// AllowedOrigins are origins besides the issuer's own that SSF
+	// endpoints learnt from the transmitter may use (scheme://host:port).
+	AllowedOrigins []string
+}
+
+// allowedOrigins is the issuer's stream.allowed_origins (nil without a
+// stream block): where SSF endpoints learnt from the transmitter may be
+// besides the issuer's own origin.
+func (s issuerSpec) allowedOrigins() []string {
+	if s.Stream == nil {
+		return nil
+	}
+	return s.Stream.AllowedOrigins
 }
 
 // pollSpec is a validated poll block.
@@ -127,8 +151,8 @@ type pollSpec struct {
 	Endpoint        string
 	MaxEvents       int
 	LongPollTimeout time.Duration
-	Bearer          string                    // static bearer token, or
-	OAuth2          *clientcredentials.Config // client credentials
+	Bearer          string               // static bearer token, or
+	OAuth2          *poller.OAuth2Config // client credentials
 }
 
 // defaultAlgorithms is used when an issuer lists none.
@@ -391,7 +415,11 @@ func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile f
 		}
 		st.Bearer = tok
 	}
-	var err error
+	origins, err := ssf.ParseAllowedOrigins(b.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("stream.allowed_origins%w", err)
+	}
+	st.AllowedOrigins = origins
 	if st.VerificationInterval, err = optionalDuration("stream.verification_interval", b.VerificationInterval, time.Hour); err != nil {
 		return nil, err
 	}
@@ -413,22 +441,60 @@ func optionalDuration(key, raw string, def time.Duration) (time.Duration, error)
 	return d, nil
 }
 
-// resolve validates an oauth2 block of the block named where.
-func (o *oauth2Block) resolve(where string, vars map[string]string, readFile func(string) ([]byte, error)) (*clientcredentials.Config, error) {
+// resolve validates an oauth2 block of the block named where. The client
+// authenticates exactly one way: a secret (client_secret_file or _env,
+// sent as auth_style says: basic, the default, or post) or
+// private_key_jwt.
+func (o *oauth2Block) resolve(where string, vars map[string]string, readFile func(string) ([]byte, error)) (*poller.OAuth2Config, error) {
+	key := where + ".oauth2"
 	if o.TokenURL == "" {
-		return nil, fmt.Errorf("%s.oauth2.token_url: is required", where)
+		return nil, fmt.Errorf("%s.token_url: is required", key)
 	}
 	if err := verify.CheckEndpointURL(o.TokenURL); err != nil {
-		return nil, fmt.Errorf("%s.oauth2.token_url: %w", where, err)
+		return nil, fmt.Errorf("%s.token_url: %w", key, err)
 	}
 	if o.ClientID == "" {
-		return nil, fmt.Errorf("%s.oauth2.client_id: is required", where)
+		return nil, fmt.Errorf("%s.client_id: is required", key)
 	}
-	sec, err := secretValue(where+".oauth2.client_secret", o.ClientSecretFile, o.ClientSecretEnv, vars, readFile)
-	if err != nil {
-		return nil, err
+	cfg := &poller.OAuth2Config{ClientID: o.ClientID, TokenURL: o.TokenURL, Scopes: o.Scopes}
+	hasSecret := o.ClientSecretFile != "" || o.ClientSecretEnv != ""
+	switch {
+	case hasSecret && o.PrivateKeyJWT != nil:
+		return nil, fmt.Errorf("%s: set one of client_secret_file, client_secret_env or private_key_jwt, not several", key)
+	case o.PrivateKeyJWT != nil:
+		if o.AuthStyle != "" {
+			return nil, fmt.Errorf("%s.auth_style: is for a client secret; private_key_jwt is its own way", key)
+		}
+		if o.PrivateKeyJWT.KeyFile == "" {
+			return nil, fmt.Errorf("%s.private_key_jwt.key_file: is required", key)
+		}
+		pem, err := readFile(o.PrivateKeyJWT.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.private_key_jwt.key_file: %w", key, err)
+		}
+		if _, _, err := poller.ParseAssertionKey(pem); err != nil {
+			return nil, fmt.Errorf("%s.private_key_jwt.key_file: %s: %w", key, o.PrivateKeyJWT.KeyFile, err)
+		}
+		cfg.AuthStyle, cfg.PrivateKeyPEM, cfg.KeyID = poller.AuthPrivateKeyJWT, pem, o.PrivateKeyJWT.KID
+	default:
+		switch style := poller.AuthStyle(o.AuthStyle); style {
+		case "", poller.AuthBasic:
+			cfg.AuthStyle = poller.AuthBasic
+		case poller.AuthPost:
+			cfg.AuthStyle = poller.AuthPost
+		default:
+			return nil, fmt.Errorf("%s.auth_style: %q is not basic or post", key, o.AuthStyle)
+		}
+		if !hasSecret {
+			return nil, fmt.Errorf("%s: client_secret_file, client_secret_env or private_key_jwt is required", key)
+		}
+		sec, err := secretValue(key+".client_secret", o.ClientSecretFile, o.ClientSecretEnv, vars, readFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientSecret = sec
 	}
-	return &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: sec, TokenURL: o.TokenURL, Scopes: o.Scopes}, nil
+	return cfg, nil
 }
 
 // secret reads a bearer token named by exactly one of a *_file path or an

@@ -15,6 +15,7 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
@@ -47,7 +48,8 @@ type liveIssuers struct {
 	in     poller.Intake
 	gw     *gateway.Server
 	holder string
-	// httpClient makes SSF discovery and management calls.
+	// httpClient makes SSF discovery and management calls, under the
+	// outbound policy (no redirects, a timeout, answers capped).
 	httpClient *http.Client
 
 	mu   sync.Mutex
@@ -62,9 +64,7 @@ type liveIssuers struct {
 func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in poller.Intake, gw *gateway.Server) *liveIssuers {
 	return &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
 		live: make(map[string]*liveIssuer), states: make(map[string]*verify.States),
-		httpClient: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // SSF endpoints are used as configured, never redirected
-		}}}
+		httpClient: outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes}.Client()}
 }
 
 // apply makes specs the running configuration. It builds everything new
@@ -129,7 +129,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	var meta *ssf.Metadata
 	if spec.Discovery {
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer)
+		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.allowedOrigins()...)
 		cancel()
 		if err != nil {
 			// Do not hold the other issuers hostage: run this one in a
@@ -209,7 +209,10 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 	}
 	var auth poller.Auth = poller.BearerToken(spec.Poll.Bearer)
 	if spec.Poll.OAuth2 != nil {
-		auth = poller.OAuth2ClientCredentials(*spec.Poll.OAuth2)
+		// Token requests under the outbound policy (the default client).
+		if auth, err = poller.NewOAuth2(*spec.Poll.OAuth2, poller.OAuth2Options{Logger: l.log.With("issuer", spec.Name)}); err != nil {
+			return nil, fmt.Errorf("issuer %q: poll.oauth2: %w", spec.Name, err)
+		}
 	}
 	newLoop := func(endpoint string) (*poller.Loop, error) {
 		return poller.New(poller.Config{
@@ -291,7 +294,7 @@ func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error)
 			case <-time.After(wait):
 			}
 			dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer)
+			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.allowedOrigins()...)
 			cancel()
 			if err == nil {
 				l.rebuild(ctx, spec.Name)
@@ -328,7 +331,7 @@ func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
 		case <-t.C:
 		}
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer)
+		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer, li.spec.allowedOrigins()...)
 		cancel()
 		if err != nil {
 			li.discoveryErr.Store(err.Error())
@@ -410,9 +413,15 @@ func streamManagerConfig(spec issuerSpec, meta *ssf.Metadata, publicURL string, 
 	st := spec.Stream
 	var auth poller.Auth = poller.BearerToken(st.Bearer)
 	if st.OAuth2 != nil {
-		auth = poller.OAuth2ClientCredentials(*st.OAuth2)
+		// Token requests under the outbound policy (the default client).
+		a, err := poller.NewOAuth2(*st.OAuth2, poller.OAuth2Options{Logger: log})
+		if err != nil {
+			return ssf.ManagerConfig{}, fmt.Errorf("stream.oauth2: %w", err)
+		}
+		auth = a
 	}
 	cfg := ssf.ManagerConfig{
+		AllowedOrigins:       st.AllowedOrigins,
 		Issuer:               spec.Verify.Issuer,
 		Delivery:             st.Delivery,
 		EventsRequested:      st.EventsRequested,

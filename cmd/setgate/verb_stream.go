@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
@@ -101,15 +102,15 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 
 	log := newLogger(s, stderr).With("issuer", spec.Name)
 	calls := &streamCalls{next: http.DefaultTransport.(*http.Transport).Clone()}
-	hc := &http.Client{Transport: calls, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse // as serve: SSF endpoints are used as configured
-	}}
-	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer)
+	// As serve: the outbound policy, and endpoints on the issuer's origin
+	// or stream.allowed_origins only.
+	hc := outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes, Transport: calls}.Client()
+	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.allowedOrigins()...)
 	if err != nil {
 		return fail(fmt.Errorf("discovery: %w", err))
 	}
 	cfg, err := streamManagerConfig(spec, meta, s.PublicURL, hc, log)
-	if err != nil && (action == "create" || action == "update") {
+	if err != nil && (action == "create" || action == "update" || cfg.Client == nil) {
 		return fail(err) // push without SETGATE_PUBLIC_URL: nothing to create
 	}
 	sc := &streamCommand{spec: spec, meta: meta, cfg: cfg, client: cfg.Client, calls: calls, out: stdout, json: *asJSON}

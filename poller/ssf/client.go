@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller"
 )
 
@@ -154,6 +155,9 @@ func roundTrip(client *http.Client, req *http.Request) (int, http.Header, []byte
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if errors.Is(err, outbound.ErrTooLarge) { // the client's own cap was lower
+		return 0, nil, nil, errTooLarge
+	}
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
 	}
@@ -173,7 +177,9 @@ type Client struct {
 
 // New returns a client for the endpoints in meta, authorizing every
 // request with auth (nil: no Authorization header). httpClient nil uses
-// one that does not follow redirects; logger nil discards.
+// the outbound policy (no redirects, 30s per call, answers up to
+// MaxBodyBytes); logger nil discards. meta should come from [Discover],
+// which checked the endpoints' origins.
 func New(meta *Metadata, auth poller.Auth, httpClient *http.Client, logger *slog.Logger) *Client {
 	if httpClient == nil {
 		httpClient = defaultHTTPClient()

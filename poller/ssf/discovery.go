@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -97,12 +98,18 @@ func WellKnownURL(issuer string) (string, error) {
 	return u.Scheme + "://" + u.Host + "/.well-known/ssf-configuration" + strings.TrimSuffix(u.EscapedPath(), "/"), nil
 }
 
-// Discover fetches and validates issuer's metadata. client nil uses a
-// client that does not follow redirects (the metadata must come from the
-// issuer's own URL); a timeout comes from ctx. Errors wrap
-// [ErrIssuerMismatch], [ErrNoJWKSURI], [ErrBadMetadata],
-// [ErrInsecureEndpoint] or an [*HTTPError].
-func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
+// Discover fetches and validates issuer's metadata. client nil uses the
+// outbound policy (no redirects: the metadata must come from the issuer's
+// own URL; 30s timeout; answers up to MaxBodyBytes); ctx may set a
+// shorter deadline.
+//
+// Every endpoint the metadata names (jwks_uri, configuration, status,
+// verification, add and remove subject) must be on the issuer's origin
+// (scheme, host and port) or on one of allowedOrigins (as returned by
+// [ParseAllowedOrigins]): setgate sends its credentials there. Errors
+// wrap [ErrIssuerMismatch], [ErrNoJWKSURI], [ErrBadMetadata],
+// [ErrInsecureEndpoint], [ErrForeignOrigin] or an [*HTTPError].
+func Discover(ctx context.Context, client *http.Client, issuer string, allowedOrigins ...string) (*Metadata, error) {
 	where, err := WellKnownURL(issuer)
 	if err != nil {
 		return nil, err
@@ -142,6 +149,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 	if m.JWKSURI == "" {
 		return nil, fail("%w (setgate verifies every SET's signature)", ErrNoJWKSURI)
 	}
+	origins := newOrigins(issuer, allowedOrigins)
 	for _, e := range []struct{ name, url string }{
 		{"jwks_uri", m.JWKSURI},
 		{"configuration_endpoint", m.ConfigurationEndpoint},
@@ -156,15 +164,18 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 		if err := verify.CheckEndpointURL(e.url); err != nil {
 			return nil, fail("%w: %s %q %v", ErrInsecureEndpoint, e.name, e.url, err)
 		}
+		if err := origins.check(e.name, e.url); err != nil {
+			return nil, fail("%w", err)
+		}
 	}
 	return &m, nil
 }
 
-// defaultHTTPClient does not follow redirects: a 3xx is an error.
+// defaultHTTPClient follows the outbound policy: no redirects, a timeout
+// on every call, answers capped at MaxBodyBytes.
 func defaultHTTPClient() *http.Client {
-	return &http.Client{
-		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       time.Minute, // a bound of last resort; callers' contexts are shorter
-	}
+	return outbound.Policy{Timeout: DefaultCallTimeout, MaxBytes: MaxBodyBytes}.Client()
 }
+
+// DefaultCallTimeout bounds one call of the default HTTP client.
+const DefaultCallTimeout = 30 * time.Second

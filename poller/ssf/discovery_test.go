@@ -55,8 +55,8 @@ func TestDiscover(t *testing.T) {
 			if meta.Issuer != sx.Issuer() {
 				t.Errorf("issuer: want %q, got %q", sx.Issuer(), meta.Issuer)
 			}
-			if meta.JWKSURI != sx.Transmitter().JWKSURL() {
-				t.Errorf("jwks_uri: want %q, got %q", sx.Transmitter().JWKSURL(), meta.JWKSURI)
+			if meta.JWKSURI != sx.JWKSURL() {
+				t.Errorf("jwks_uri: want %q, got %q", sx.JWKSURL(), meta.JWKSURI)
 			}
 			if meta.ConfigurationEndpoint != sx.ConfigurationEndpoint() {
 				t.Errorf("configuration_endpoint: want %q, got %q", sx.ConfigurationEndpoint(), meta.ConfigurationEndpoint)
@@ -148,7 +148,7 @@ func TestDiscoverLimits(t *testing.T) {
 		}, wantErr: ssf.ErrBadMetadata},
 		{name: "redirect not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://elsewhere.example/", http.StatusFound)
-		}, wantMsg: "302 Found"},
+		}, wantMsg: "redirect refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,6 +75,11 @@ type ManagerConfig struct {
 	States *verify.States
 	// Client calls the transmitter. Required.
 	Client *Client
+	// AllowedOrigins are origins besides the issuer's own where a poll
+	// endpoint_url the transmitter returns may be ([ParseAllowedOrigins];
+	// the issuers file's stream.allowed_origins). setgate sends its
+	// poll credential there.
+	AllowedOrigins []string
 	// Logger receives the Manager's log; nil discards.
 	Logger *slog.Logger
 	// OnStream, if set, is called (from the calling goroutine) each time
@@ -298,6 +303,9 @@ func (m *Manager) ensure(ctx context.Context) (cfg StreamConfig, created bool, e
 	if want.Method == MethodPoll {
 		if err := verify.CheckEndpointURL(cfg.Delivery.EndpointURL); err != nil {
 			return StreamConfig{}, false, fmt.Errorf("ssf: stream %q: %w: poll endpoint_url %q %v", cfg.StreamID, ErrBadAnswer, cfg.Delivery.EndpointURL, err)
+		}
+		if err := newOrigins(m.cfg.Issuer, m.cfg.AllowedOrigins).check("poll endpoint_url", cfg.Delivery.EndpointURL); err != nil {
+			return StreamConfig{}, false, fmt.Errorf("ssf: stream %q: %w", cfg.StreamID, err)
 		}
 	} else if cfg.Delivery.EndpointURL != want.EndpointURL {
 		m.log.WarnContext(ctx, "the transmitter pushes to another endpoint than configured", "stream_id", cfg.StreamID,

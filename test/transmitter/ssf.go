@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +85,17 @@ type SSFFaults struct {
 	// WrongState sends the verification event with another state than
 	// the one requested.
 	WrongState bool
+	// EndpointsAt, if set, is the base URL (ending in "/") the metadata
+	// names for the configuration, status and verification endpoints
+	// instead of the transmitter's own: another origin.
+	EndpointsAt string
+	// DirectJWKS names the signer's own JWKS server as jwks_uri: another
+	// origin than the issuer (by default the issuer's listener serves it).
+	DirectJWKS bool
+	// DirectPoll gives poll streams created or updated from now on the
+	// poll server's own URL as endpoint_url: another origin than the
+	// issuer (by default the issuer's listener serves it).
+	DirectPoll bool
 }
 
 // SSFStream is one stream as the transmitter keeps it, in the SSF stream
@@ -127,17 +140,18 @@ type SSFDelivered struct {
 // each stream by push (RFC 8935) or through its embedded [PollServer]
 // (RFC 8936). Everything is plain HTTP on loopback.
 type SSFTransmitter struct {
-	tx     *Transmitter
-	ownTx  bool
-	ps     *PollServer
-	ln     net.Listener
-	srv    *http.Server
-	base   string // http://host:port/
-	issuer string
-	bearer [32]byte
-	opts   SSFOptions
-	client *http.Client
-	wg     sync.WaitGroup
+	tx       *Transmitter
+	ownTx    bool
+	ps       *PollServer
+	psDirect string // the poll server's own URL (another origin)
+	ln       net.Listener
+	srv      *http.Server
+	base     string // http://host:port/
+	issuer   string
+	bearer   [32]byte
+	opts     SSFOptions
+	client   *http.Client
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool // no new deliveries start
@@ -168,7 +182,7 @@ func NewSSFTransmitter(opts SSFOptions) (*SSFTransmitter, error) {
 		s.closeTx()
 		return nil, err
 	}
-	s.ps = ps
+	s.ps, s.psDirect = ps, ps.URL()
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		ps.Close()
@@ -189,9 +203,37 @@ func NewSSFTransmitter(opts SSFOptions) (*SSFTransmitter, error) {
 	mux.HandleFunc("/ssf/stream", s.guard(s.stream))
 	mux.HandleFunc("GET /ssf/status", s.guard(s.status))
 	mux.HandleFunc("POST /ssf/verify", s.guard(s.verify))
+	// The JWKS and the poll endpoint are served on the issuer's origin
+	// too, as a real transmitter does; the servers behind them stay
+	// reachable directly (DirectJWKS, DirectPoll).
+	mux.Handle("GET /jwks", proxyTo(s.tx.JWKSURL()))
+	mux.Handle("POST /poll", proxyTo(s.psDirect))
+	ps.url = s.base + "poll"
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// proxyTo forwards requests to the server of target (same path).
+func proxyTo(target string) http.Handler {
+	u, _ := url.Parse(target)
+	u.Path = ""
+	return httputil.NewSingleHostReverseProxy(u)
+}
+
+// JWKSURL is the metadata's jwks_uri (on the issuer's origin).
+func (s *SSFTransmitter) JWKSURL() string { return s.base + "jwks" }
+
+// DirectPollURL is the poll server's own URL, on another origin than the
+// issuer (see SSFFaults.DirectPoll).
+func (s *SSFTransmitter) DirectPollURL() string { return s.psDirect }
+
+// pollURL is the endpoint_url of a poll stream; s.mu is held.
+func (s *SSFTransmitter) pollURL() string {
+	if s.faults.DirectPoll {
+		return s.psDirect
+	}
+	return s.ps.URL()
 }
 
 func (s *SSFTransmitter) closeTx() {
@@ -397,7 +439,7 @@ func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
 	meta := map[string]any{
 		"spec_version":               "1_0",
 		"issuer":                     s.issuer,
-		"jwks_uri":                   s.tx.JWKSURL(),
+		"jwks_uri":                   s.JWKSURL(),
 		"delivery_methods_supported": []string{MethodPush, MethodPoll},
 		"configuration_endpoint":     s.base + "ssf/stream",
 		"status_endpoint":            s.base + "ssf/status",
@@ -410,6 +452,14 @@ func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
 	}
 	if f.NoJWKSURI {
 		delete(meta, "jwks_uri")
+	}
+	if f.DirectJWKS {
+		meta["jwks_uri"] = s.tx.JWKSURL()
+	}
+	if f.EndpointsAt != "" {
+		meta["configuration_endpoint"] = f.EndpointsAt + "ssf/stream"
+		meta["status_endpoint"] = f.EndpointsAt + "ssf/status"
+		meta["verification_endpoint"] = f.EndpointsAt + "ssf/verify"
 	}
 	if f.InsecureEndpoint {
 		meta["configuration_endpoint"] = "http://ssf.example.com/ssf/stream"
@@ -491,7 +541,7 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 		if req.Delivery != nil {
 			st.Delivery = *req.Delivery
 			if st.Delivery.Method == MethodPoll {
-				st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader = s.ps.URL(), ""
+				st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader = s.pollURL(), ""
 			}
 		}
 		writeJSON(w, http.StatusOK, st)
@@ -513,7 +563,7 @@ func (s *SSFTransmitter) create(d SSFDelivery, requested []string, desc string) 
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	if d.Method == MethodPoll {
-		d.EndpointURL, d.AuthorizationHeader = s.ps.URL(), ""
+		d.EndpointURL, d.AuthorizationHeader = s.pollURL(), ""
 	}
 	st := &SSFStream{
 		StreamID:        hex.EncodeToString(b),

@@ -83,7 +83,7 @@ func TestSSFDiscoveryLocation(t *testing.T) {
 			if code := call(t, http.MethodGet, s.base+tt.wellKnown, "", nil, &meta); code != http.StatusOK {
 				t.Fatalf("discovery: want 200, got %d", code)
 			}
-			if meta["issuer"] != s.Issuer() || meta["jwks_uri"] != s.Transmitter().JWKSURL() {
+			if meta["issuer"] != s.Issuer() || meta["jwks_uri"] != s.JWKSURL() {
 				t.Fatalf("metadata: got %v", meta)
 			}
 		})
