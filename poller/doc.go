@@ -46,6 +46,18 @@
 //     acknowledge-only request (maxEvents 0, returnImmediately true)
 //     delivers what is pending, bounded by ShutdownTimeout.
 //
+// # Credentials
+//
+// [BearerToken] sends a static token. [NewOAuth2] runs the client
+// credentials grant (RFC 6749 §4.4) against the configured token URL
+// only, sending the client's credential exactly one way: HTTP Basic
+// ([AuthBasic], the default), the form body ([AuthPost]), or a fresh
+// signed assertion per token request ([AuthPrivateKeyJWT], RFC 7523
+// §2.2). Polls and token requests go through the outbound policy
+// (internal/outbound): a timeout on every call, answers capped, and no
+// redirects, so a 307 from the token endpoint never re-sends the secret
+// to another host.
+//
 // # Leases
 //
 // With several replicas, Config.Lease (a bridge.Lease in the NATS KV

@@ -308,12 +308,25 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
+		if sameOriginRedirect(req, resp) {
+			return resp, nil // followed; the next answer is counted
+		}
 		t.ks.record(fmt.Errorf("status %d", resp.StatusCode))
 	} else {
 		t.ks.record(nil)
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: t.max, ks: t.ks}
 	return resp, nil
+}
+
+// sameOriginRedirect reports whether resp is a redirect the outbound
+// policy follows for a JWKS: to the same https origin.
+func sameOriginRedirect(req *http.Request, resp *http.Response) bool {
+	if resp.StatusCode < 300 || resp.StatusCode > 399 || req.URL.Scheme != "https" {
+		return false
+	}
+	loc, err := resp.Location()
+	return err == nil && loc.Scheme == "https" && outbound.OriginsMatch(req.URL, loc)
 }
 
 // limitedBody fails the read once more than the limit has been read.

@@ -75,6 +75,9 @@ func TestJWKSRedirects(t *testing.T) {
 				}
 				return
 			}
+			if st.Failures != 0 || st.LastError != "" {
+				t.Errorf("want a followed redirect not counted as a failure, got %+v", st)
+			}
 			wantCode(t, v, signES256(t, a), "")
 		})
 	}

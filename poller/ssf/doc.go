@@ -12,12 +12,16 @@
 //     is dropped). The answer must be 200 JSON of at most 1 MiB, name the
 //     configured issuer exactly, carry a jwks_uri (setgate verifies
 //     signatures), and every endpoint must be https (or http on a
-//     loopback host, for tests). Anything else is an error and the
-//     metadata is not used.
+//     loopback host, for tests) and on the issuer's origin or one of the
+//     allowed origins ([ParseAllowedOrigins]; [ErrForeignOrigin]
+//     otherwise, so no credential goes to a host the operator did not
+//     name). Anything else is an error and the metadata is not used.
 //  2. A [Client] calls the management API the metadata names
 //     (configuration, status and verification endpoints) with the
 //     receiver's credential (a [poller.Auth]: bearer token or OAuth 2.0
-//     client credentials). Every stream configuration it reads, creates
+//     client credentials) under the outbound policy (internal/outbound:
+//     a timeout on every call, answers capped, no redirects). Every
+//     stream configuration it reads, creates
 //     or updates must carry the metadata's issuer as iss and an aud, or
 //     the call fails. Non-2xx answers are [*HTTPError]s with the status,
 //     Retry-After and at most 256 bytes of the body; no credential is
@@ -30,6 +34,7 @@
 //     transmitter chooses and the poll loop then uses), updating it with
 //     PATCH when events_requested, description, endpoint or
 //     authorization differ, or creates one. It never deletes a stream.
+//     A poll endpoint_url it is given must pass the same origin check.
 //     It records the stream_id and which requested events the transmitter
 //     does not deliver.
 //  4. [Manager.Run] keeps it healthy: it sets the stream up (retrying with
