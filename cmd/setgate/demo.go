@@ -168,11 +168,13 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 
 	// Read events back from the stream (what is stored), not from a core
-	// subscription (which would also see retried duplicates).
+	// subscription (which would also see retried duplicates). From the
+	// start: the stream is the demo's own, and the SSF stream's first
+	// verification event may be stored before this consumer exists.
 	nc := app.br.Conn()
 	cons, err := app.br.JetStream().OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.SubjectPrefix + ".>"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return err
