@@ -146,6 +146,13 @@ func (s issuerSpec) allowedOrigins() []string {
 	return s.Stream.AllowedOrigins
 }
 
+// discoverOptions is what SSF discovery checks the metadata against: the
+// allowed origins, and whether jwks_uri is configured (then the
+// metadata's is not used).
+func (s issuerSpec) discoverOptions() ssf.DiscoverOptions {
+	return ssf.DiscoverOptions{AllowedOrigins: s.allowedOrigins(), JWKSConfigured: s.Verify.JWKSURI != ""}
+}
+
 // pollSpec is a validated poll block.
 type pollSpec struct {
 	Endpoint        string

@@ -129,7 +129,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	var meta *ssf.Metadata
 	if spec.Discovery {
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.allowedOrigins()...)
+		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
 		cancel()
 		if err != nil {
 			// Do not hold the other issuers hostage: run this one in a
@@ -294,7 +294,7 @@ func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error)
 			case <-time.After(wait):
 			}
 			dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.allowedOrigins()...)
+			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
 			cancel()
 			if err == nil {
 				l.rebuild(ctx, spec.Name)
@@ -331,7 +331,7 @@ func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
 		case <-t.C:
 		}
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer, li.spec.allowedOrigins()...)
+		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer, li.spec.discoverOptions())
 		cancel()
 		if err != nil {
 			li.discoveryErr.Store(err.Error())

@@ -105,7 +105,7 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 	// As serve: the outbound policy, and endpoints on the issuer's origin
 	// or stream.allowed_origins only.
 	hc := outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes, Transport: calls}.Client()
-	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.allowedOrigins()...)
+	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.discoverOptions())
 	if err != nil {
 		return fail(fmt.Errorf("discovery: %w", err))
 	}

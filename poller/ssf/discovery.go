@@ -105,11 +105,16 @@ func WellKnownURL(issuer string) (string, error) {
 //
 // Every endpoint the metadata names (jwks_uri, configuration, status,
 // verification, add and remove subject) must be on the issuer's origin
-// (scheme, host and port) or on one of allowedOrigins (as returned by
-// [ParseAllowedOrigins]): setgate sends its credentials there. Errors
-// wrap [ErrIssuerMismatch], [ErrNoJWKSURI], [ErrBadMetadata],
-// [ErrInsecureEndpoint], [ErrForeignOrigin] or an [*HTTPError].
-func Discover(ctx context.Context, client *http.Client, issuer string, allowedOrigins ...string) (*Metadata, error) {
+// (scheme, host and port) or on one of opts' AllowedOrigins: setgate sends
+// its credentials there. Errors wrap [ErrIssuerMismatch], [ErrNoJWKSURI],
+// [ErrBadMetadata], [ErrInsecureEndpoint], [ErrForeignOrigin] or an
+// [*HTTPError].
+func Discover(ctx context.Context, client *http.Client, issuer string, opts ...DiscoverOptions) (*Metadata, error) {
+	var o DiscoverOptions
+	for _, x := range opts {
+		o.AllowedOrigins = append(o.AllowedOrigins, x.AllowedOrigins...)
+		o.JWKSConfigured = o.JWKSConfigured || x.JWKSConfigured
+	}
 	where, err := WellKnownURL(issuer)
 	if err != nil {
 		return nil, err
@@ -149,7 +154,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string, allowedOr
 	if m.JWKSURI == "" {
 		return nil, fail("%w (setgate verifies every SET's signature)", ErrNoJWKSURI)
 	}
-	origins := newOrigins(issuer, allowedOrigins)
+	origins := newOrigins(issuer, o.AllowedOrigins)
 	for _, e := range []struct{ name, url string }{
 		{"jwks_uri", m.JWKSURI},
 		{"configuration_endpoint", m.ConfigurationEndpoint},
@@ -164,11 +169,26 @@ func Discover(ctx context.Context, client *http.Client, issuer string, allowedOr
 		if err := verify.CheckEndpointURL(e.url); err != nil {
 			return nil, fail("%w: %s %q %v", ErrInsecureEndpoint, e.name, e.url, err)
 		}
+		if e.name == "jwks_uri" && o.JWKSConfigured {
+			continue // not used: the issuer's own jwks_uri is
+		}
 		if err := origins.check(e.name, e.url); err != nil {
 			return nil, fail("%w", err)
 		}
 	}
 	return &m, nil
+}
+
+// DiscoverOptions are the issuer's settings [Discover] checks the
+// metadata's endpoints against.
+type DiscoverOptions struct {
+	// AllowedOrigins are origins besides the issuer's own the endpoints
+	// may be on, as [ParseAllowedOrigins] returns them (the issuers
+	// file's stream.allowed_origins).
+	AllowedOrigins []string
+	// JWKSConfigured: the issuer sets jwks_uri itself, so the metadata's
+	// is not used and its origin not checked.
+	JWKSConfigured bool
 }
 
 // defaultHTTPClient follows the outbound policy: no redirects, a timeout

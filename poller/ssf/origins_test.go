@@ -76,12 +76,19 @@ func TestDiscoverForeignOrigins(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			meta, err := ssf.Discover(context.Background(), nil, sx.Issuer(), allowed...)
+			meta, err := ssf.Discover(context.Background(), nil, sx.Issuer(), ssf.DiscoverOptions{AllowedOrigins: allowed})
 			if err != nil {
 				t.Fatalf("with allowed_origins: %v", err)
 			}
-			if tt.endpoint == "jwks_uri" && meta.JWKSURI != sx.Transmitter().JWKSURL() {
-				t.Errorf("want jwks_uri %q, got %q", sx.Transmitter().JWKSURL(), meta.JWKSURI)
+			if tt.endpoint == "jwks_uri" {
+				if meta.JWKSURI != sx.Transmitter().JWKSURL() {
+					t.Errorf("want jwks_uri %q, got %q", sx.Transmitter().JWKSURL(), meta.JWKSURI)
+				}
+				// An issuer that sets jwks_uri itself does not use the
+				// metadata's, so its origin does not matter.
+				if _, err := ssf.Discover(context.Background(), nil, sx.Issuer(), ssf.DiscoverOptions{JWKSConfigured: true}); err != nil {
+					t.Errorf("with jwks_uri configured: %v", err)
+				}
 			}
 		})
 	}
