@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,6 +241,7 @@ type holdServer struct {
 	entered chan struct{} // closed when a held request arrived
 	ended   chan struct{} // closed when a held request returned
 	release chan struct{} // closed by the test (or its cleanup)
+	hits    atomic.Int64  // requests for the held path
 	enter   sync.Once
 	end     sync.Once
 	free    sync.Once
@@ -252,6 +254,7 @@ func newHoldServer(t *testing.T, tx *transmitter.Transmitter, path string) *hold
 	h := &holdServer{hold: path, entered: make(chan struct{}), ended: make(chan struct{}), release: make(chan struct{})}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == h.hold {
+			h.hits.Add(1)
 			h.enter.Do(func() { close(h.entered) })
 			defer h.end.Do(func() { close(h.ended) })
 			select {
@@ -302,9 +305,11 @@ func (h *holdServer) whileHeld(t *testing.T, what string, op func(ctx context.Co
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), reloadGuard)
 	defer cancel()
+	start := time.Now()
 	if err := op(ctx); err != nil {
 		t.Fatalf("%s while %s is held: %v", what, h.hold, err)
 	}
+	t.Logf("%s answered in %v while %s was held", what, time.Since(start).Round(time.Microsecond), h.hold)
 	select {
 	case <-h.ended:
 		t.Fatalf("%s answered only after the held request to %s ended", what, h.hold)
@@ -396,6 +401,61 @@ func TestReloadHeldDiscoveryDoesNotBlockOthers(t *testing.T) {
 	h.unblock()
 	r.waitFor("initech's push", r.wantStatus("initech", http.StatusAccepted))
 	r.waitFor("acme's push", r.wantStatus("acme", http.StatusAccepted))
+
+	// A later reload leaves the unchanged discovery issuer untouched: no
+	// new discovery, and it keeps accepting.
+	hits := h.hits.Load()
+	r.issuers["hooli"] = rigIssuer{tx: newRigTransmitter(t)}
+	r.write()
+	r.waitFor("hooli's push", r.wantStatus("hooli", http.StatusAccepted))
+	if got := h.hits.Load(); got != hits {
+		t.Fatalf("the unchanged issuer was discovered again on reload: %d requests, want %d", got, hits)
+	}
+	r.waitFor("initech's push", r.wantStatus("initech", http.StatusAccepted))
+}
+
+// TestReloadQueue runs reloads one at a time: a request made while one
+// runs cancels it (cause errSuperseded) and runs next; requests made
+// meanwhile merge into one, forced if any was.
+func TestReloadQueue(t *testing.T) {
+	q := newReloadQueue()
+	started := make(chan reloadRequest)
+	ended := make(chan error)
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		q.run(ctx, func(ctx context.Context, r reloadRequest) {
+			started <- r
+			if r.why == "hangs" {
+				<-ctx.Done()
+			}
+			ended <- context.Cause(ctx)
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	q.request("hangs", false)
+	if r := <-started; r.why != "hangs" {
+		t.Fatalf("want the hanging reload, got %+v", r)
+	}
+	q.request("first", false)
+	q.request("SIGHUP", true)
+	q.request("last", false)
+	if cause := <-ended; cause != errSuperseded {
+		t.Fatalf("the running reload: want cause %v, got %v", errSuperseded, cause)
+	}
+	if r := <-started; r != (reloadRequest{why: "last", force: true}) {
+		t.Fatalf("want one merged, forced reload, got %+v", r)
+	}
+	if cause := <-ended; cause != nil {
+		t.Fatalf("the last reload was cancelled: %v", cause)
+	}
+	select {
+	case r := <-started:
+		t.Fatalf("a merged request ran again: %+v", r)
+	default:
+	}
 }
 
 // TestReloadSupersedesHeldReload reloads twice while the first reload's
