@@ -5,14 +5,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/time/rate"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/verify"
@@ -42,6 +45,10 @@ type issuerEntry struct {
 type pushBlock struct {
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	BearerTokenEnv  string `yaml:"bearer_token_env"`
+	// RateLimit is "<n>/<unit>", unit s, m or h (e.g. 100/s); Burst is
+	// how many may come at once (default: one second's worth, at least 1).
+	RateLimit rateText `yaml:"rate_limit"`
+	Burst     int      `yaml:"burst"`
 }
 
 type pollBlock struct {
@@ -101,6 +108,10 @@ type issuerSpec struct {
 	Name      string
 	Verify    verify.Config
 	PushToken string // bare bearer token; empty: no push
+	// PushRate caps authenticated pushes per second (0: no cap), with
+	// PushBurst at once.
+	PushRate  rate.Limit
+	PushBurst int
 	Poll      *pollSpec
 	Overrides map[string]string
 	// Discovery: jwks_uri (unless set) and the SSF endpoints come from
@@ -275,6 +286,9 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 			return spec, err
 		}
 		spec.PushToken = token
+		if spec.PushRate, spec.PushBurst, err = e.Push.rateLimit(); err != nil {
+			return spec, err
+		}
 	}
 	if e.Poll != nil {
 		managedPoll := spec.Stream != nil && spec.Stream.Delivery == "poll"
@@ -297,6 +311,47 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 		spec.Overrides = e.Events.Subjects
 	}
 	return spec, nil
+}
+
+// rateText is push.rate_limit as written: a scalar, never a mapping or a
+// list, so a mistaken shape is named by its key and line.
+type rateText string
+
+func (r *rateText) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: push.rate_limit: want a rate like 100/s (and push.burst beside it)", n.Line)
+	}
+	*r = rateText(n.Value)
+	return nil
+}
+
+// rateUnits are the units of push.rate_limit.
+var rateUnits = map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}
+
+// rateLimit parses push.rate_limit and push.burst; a zero limit means
+// none.
+func (b *pushBlock) rateLimit() (rate.Limit, int, error) {
+	if b.RateLimit == "" {
+		if b.Burst != 0 {
+			return 0, 0, errors.New("push.burst: needs push.rate_limit")
+		}
+		return 0, 0, nil
+	}
+	n, unit, ok := strings.Cut(string(b.RateLimit), "/")
+	per, known := rateUnits[unit]
+	count, err := strconv.ParseFloat(n, 64)
+	if !ok || !known || err != nil || count <= 0 || math.IsInf(count, 0) {
+		return 0, 0, fmt.Errorf("push.rate_limit: %q is not a positive rate like 100/s, 600/m or 1000/h", b.RateLimit)
+	}
+	limit := rate.Limit(count / per.Seconds())
+	burst := b.Burst
+	switch {
+	case burst < 0:
+		return 0, 0, errors.New("push.burst: must not be negative")
+	case burst == 0:
+		burst = max(int(math.Ceil(float64(limit))), 1)
+	}
+	return limit, burst, nil
 }
 
 // resolve validates a poll block. For a managed poll stream the

@@ -576,7 +576,10 @@ func (l *liveIssuers) swap(next map[string]*liveIssuer) {
 	l.cur.Store(set)
 	push := make([]gateway.Issuer, 0, len(set.sorted))
 	for _, li := range set.sorted {
-		push = append(push, gateway.Issuer{Source: li.source, Push: gateway.NewCredential(li.spec.PushToken)})
+		push = append(push, gateway.Issuer{
+			Source: li.source, Push: gateway.NewCredential(li.spec.PushToken),
+			RateLimit: li.spec.PushRate, Burst: li.spec.PushBurst,
+		})
 	}
 	l.gw.SetIssuers(push)
 }
