@@ -533,11 +533,14 @@ func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, std
 		return nil, err
 	}
 	defer f.close()
+	memBefore := bench.ReadMemory()
 	gw, err := startBenchGateway(ctx, f, o.events, dir, vars, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer gw.stop() // on an early return; nothing left to do after the stop below
+	// Started means every issuer's verifier fetched its JWKS.
+	r.rep.Memory = bench.NewMemoryReport(len(gw.app.issuers.snapshot()), memBefore, bench.ReadMemory())
 	r.push = f.push
 	for _, is := range f.push {
 		r.targets = append(r.targets, bench.Target{URL: gw.app.pushURL + "/events/" + is.name, Bearer: is.bearer})
