@@ -154,3 +154,47 @@ func TestStreamMonitorCountsDiscarded(t *testing.T) {
 		t.Fatalf("want %d discarded (removal explained by max age), got %d", before, st.Discarded)
 	}
 }
+
+// TestStreamLimitUpdate: a stream created before the byte limit existed
+// (no limit, JetStream's default discard old) is updated in place to the
+// configured limit and policy, and back, keeping its events.
+func TestStreamLimitUpdate(t *testing.T) {
+	srv := runServer(t, -1, t.TempDir())
+	url := srv.ClientURL()
+	steps := []struct {
+		maxBytes int64
+		discard  Discard
+	}{
+		{0, DiscardOld},
+		{1 << 20, DiscardNew},
+		{512 << 10, DiscardOld},
+		{0, DiscardNew},
+	}
+	for i, st := range steps {
+		cfg := testConfig(url)
+		cfg.StreamMaxBytes, cfg.StreamDiscard = st.maxBytes, st.discard
+		b, err := Open(context.Background(), cfg, testLogger(t))
+		if err != nil {
+			t.Fatalf("step %d: Open: %v", i, err)
+		}
+		if _, err := b.PublishSET(context.Background(), "acme", nil, testSET(fmt.Sprintf("step-%d", i), sessionRevoked), DeliveryPush, time.Now()); err != nil {
+			t.Fatalf("step %d: publish: %v", i, err)
+		}
+		s, err := b.Monitor().Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMax := st.maxBytes
+		if wantMax == 0 {
+			wantMax = -1
+		}
+		if s.MaxBytes != wantMax || s.Discard != st.discard || s.Messages != uint64(i+1) {
+			t.Fatalf("step %d: want max %d, discard %s, %d events; got %+v", i, wantMax, st.discard, i+1, s)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := b.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+}

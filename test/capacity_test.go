@@ -3,6 +3,9 @@ package test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/setgate/setgate/test/transmitter"
@@ -142,4 +145,88 @@ func TestStreamFullDiscardOld(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d SETs pushed, %d kept, %v removed and counted", n, len(msgs), removed)
+}
+
+// TestPushRateLimit: an issuer with push.rate_limit in the issuers file
+// gets 429 with Retry-After once its burst is spent; the other issuer is
+// not limited, and what was refused is not stored.
+func TestPushRateLimit(t *testing.T) {
+	t.Parallel()
+	is := newIssuers(t)
+	raw, err := os.ReadFile(is.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "    algorithms: [ES256]\n    push:\n"
+	if !strings.Contains(string(raw), anchor) {
+		t.Fatalf("issuers file has no %q", anchor)
+	}
+	writeFile(t, is.file, strings.Replace(string(raw), anchor, anchor+"      rate_limit: 1/h\n      burst: 3\n", 1))
+	ns := startNATS(t)
+	g := startGateway(t, gwOptions{NATS: ns, Issuers: is})
+
+	var accepted []string
+	for i := range 5 {
+		jti, resp := pushFresh(t, g, i)
+		switch {
+		case i < 3 && resp.Status == http.StatusAccepted:
+			accepted = append(accepted, jti)
+		case i >= 3 && resp.Status == http.StatusTooManyRequests:
+			ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if err != nil || ra < 1 || ra > 3600 {
+				t.Fatalf("push %d: want Retry-After of 1 to 3600 seconds, got %q", i, resp.Header.Get("Retry-After"))
+			}
+		default:
+			t.Fatalf("push %d: got %d %s", i, resp.Status, resp.Body)
+		}
+	}
+	_, set, err := g.globex.SET(transmitter.SessionRevoked, map[string]any{"initiating_entity": "policy"}, "bob@globex.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := g.pushAs(t, "globex", g.globexToken, set); resp.Status != http.StatusAccepted {
+		t.Fatalf("globex: want 202 (no rate limit), got %d %s", resp.Status, resp.Body)
+	}
+	if got := readStream(t, ns.URL()); len(got) != len(accepted)+1 {
+		t.Fatalf("want %d events stored (the 202s), got %d", len(accepted)+1, len(got))
+	}
+}
+
+// TestPollStreamFull: a poll issuer's SETs beyond a full stream (discard
+// new) are not acknowledged and stay with the transmitter; once the
+// limit is raised (a restart with a larger one) every SET is stored once
+// and acknowledged.
+func TestPollStreamFull(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	r := newPollRig(t, pollRigOptions{MaxEvents: 10})
+	g := r.gateway(t, ns, map[string]string{"SETGATE_STREAM_MAX_BYTES": "48Ki"})
+
+	const n = 60 // about twice what 48 KiB holds
+	sent := make([]sentSET, n)
+	for i := range n {
+		sent[i] = r.enqueue(t, i)
+	}
+	checkFor(t, waitLong, poll, func() error {
+		if len(logRecords(g.log, "SETs not persisted; they stay with the transmitter")) == 0 {
+			return fmt.Errorf("no batch has failed to persist yet; %d acked", len(r.ps.Acked()))
+		}
+		return nil
+	})
+	msgs := readStream(t, ns.URL())
+	checkAckedStored(t, r.ps, msgs)
+	if acked := len(r.ps.Acked()); acked >= n || len(msgs) >= n {
+		t.Fatalf("want fewer than %d SETs acknowledged and stored under a 48 KiB limit, got %d acked, %d stored", n, acked, len(msgs))
+	}
+	t.Logf("stream full: %d of %d SETs stored, %d acknowledged, %d pending at the transmitter", len(msgs), n, len(r.ps.Acked()), r.ps.Pending())
+
+	g.terminate()
+	if err := g.wait(waitLong); err != nil {
+		t.Fatalf("setgate exit: %v", err)
+	}
+	r.gateway(t, ns, map[string]string{"SETGATE_STREAM_MAX_BYTES": "1Mi"})
+	waitAcked(t, r.ps, sent)
+	msgs = readStream(t, ns.URL())
+	checkStoredOnce(t, msgs, r, sent)
+	checkAckedStored(t, r.ps, msgs)
 }
