@@ -317,6 +317,7 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 // list, so a mistaken shape is named by its key and line.
 type rateText string
 
+// UnmarshalYAML accepts a scalar only.
 func (r *rateText) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: push.rate_limit: want a rate like 100/s (and push.burst beside it)", n.Line)
