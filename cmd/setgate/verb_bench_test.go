@@ -62,9 +62,15 @@ func TestBenchShort(t *testing.T) {
 	if rep.Check == nil || !rep.Check.Passed {
 		t.Fatalf("want the correctness check passed, got %+v", rep.Check)
 	}
-	// 500 pushed + 500 polled + 500 accepted by ceiling (b), one event each.
-	if rep.Check.Acked != 1500 || rep.Check.Messages != 1500 {
-		t.Errorf("want 1500 SETs acknowledged and stored, got %d and %d", rep.Check.Acked, rep.Check.Messages)
+	// 500 pushed + 500 polled + what ceiling (b) accepted, one event each.
+	// Ceiling (b) is bounded in time in --short mode, so on a loaded
+	// machine it may accept fewer than 500: count what it reported.
+	want := 1000
+	if rep.PublishCeiling != nil {
+		want += rep.PublishCeiling.SETs
+	}
+	if rep.Check.Acked != want || rep.Check.Messages != want {
+		t.Errorf("want %d SETs acknowledged and stored, got %d and %d", want, rep.Check.Acked, rep.Check.Messages)
 	}
 	if rep.Push == nil || rep.Push.SETs != 500 || rep.Push.Latency.N != 500 || len(rep.Push.Errors) != 0 {
 		t.Errorf("want 500 SETs pushed without errors, got %+v", rep.Push)
