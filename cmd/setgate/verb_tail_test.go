@@ -440,3 +440,40 @@ func verbKeyIssuer(t *testing.T) (keyPath, tokenFile, issuers string) {
 	}
 	return keyPath, tokenFile, issuers
 }
+
+// FuzzJSONWithRouting: whatever a message holds, a --json line is one
+// JSON object whose nats_subject and stream_sequence are the message's,
+// and a JSON object body keeps all its members.
+func FuzzJSONWithRouting(f *testing.F) {
+	for _, seed := range []string{`{"issuer":"acme","jti":"j1"}`, `{}`, ` { } `, `[]`, `"x"`, ``, `{"a":`, "{\"a\":1}\n", `{"a":{"b":[1,2]}}`} {
+		f.Add([]byte(seed), "secevent.caep.session-revoked.acme", uint64(7))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, subject string, seq uint64) {
+		out := jsonWithRouting(body, subject, seq)
+		var got map[string]json.RawMessage
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("not a JSON object: %v\n%s", err, out)
+		}
+		// encoding/json replaces invalid UTF-8; subjects are ASCII in practice.
+		var subj, want string
+		wantJSON, _ := json.Marshal(subject)
+		_ = json.Unmarshal(wantJSON, &want)
+		if err := json.Unmarshal(got["nats_subject"], &subj); err != nil || subj != want {
+			t.Errorf("nats_subject: want %q, got %s", subject, got["nats_subject"])
+		}
+		if seq != 0 && string(got["stream_sequence"]) != fmt.Sprint(seq) {
+			t.Errorf("stream_sequence: want %d, got %s", seq, got["stream_sequence"])
+		}
+		var in map[string]json.RawMessage
+		if json.Unmarshal(body, &in) == nil && in != nil {
+			for k, v := range in {
+				if k == "nats_subject" || k == "stream_sequence" {
+					continue
+				}
+				if !bytes.Equal(got[k], v) {
+					t.Errorf("member %q: want %s, got %s", k, v, got[k])
+				}
+			}
+		}
+	})
+}
