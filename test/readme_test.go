@@ -353,6 +353,11 @@ func (b *lockedBuffer) String() string {
 // TestReadmeCommands runs the README's command lines and checks that every
 // other one is mapped to what exercises it.
 func TestReadmeCommands(t *testing.T) {
+	for _, tool := range []string{"sh", "curl", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README's command lines need %s on PATH: %v", tool, err)
+		}
+	}
 	lines := readmeCommands(t)
 	r := &readmeRun{lines: map[string]readmeLine{}, ran: map[string]bool{}}
 	for _, l := range lines {
