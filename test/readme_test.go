@@ -44,6 +44,9 @@ import (
 //   - names the README uses for the reader's deployment (the
 //     https://setgate.example push URL, /run/secrets/) point at the
 //     loopback gateway and the test's temp dir;
+//   - verbs run in the environment of "Running it" (SETGATE_ISSUERS_FILE,
+//     SETGATE_PUBLIC_URL, the addresses serve took); a placeholder such as
+//     the stream ID is the value the previous line printed;
 //   - the Performance section's bench lines get --short appended (CI size);
 //   - the `nats` CLI is not installed (building natscli from the module
 //     proxy would cost every `go test ./...` minutes on two cores): sh
@@ -68,14 +71,9 @@ func readmeCoverage() map[string]struct{ file, contains string } {
 		// Helm: the chart tests render these values sets; .ci/chart-check lints them.
 		"helm install setgate ./charts/setgate -f my-values.yaml --set nats.url=nats://nats.nats.svc:4222 --set stream.replicas=3": {"charts/setgate/chart_test.go", `name:   "external NATS with creds and TLS from existing secrets"`},
 		"helm install setgate ./charts/setgate -f my-values.yaml":                                                                  {"charts/setgate/chart_test.go", `name:   "embedded NATS with a PVC"`},
-		"helm lint --strict": {".ci/chart-check", `"$helm" lint --strict`},
-		// SSF stream management needs a transmitter: the stream verb tests run one.
-		"setgate stream get --issuers issuers.yaml --issuer sgnl": {"cmd/setgate/verb_stream_test.go", "func TestStreamGet("},
-		"setgate stream create --issuer sgnl":                     {"cmd/setgate/verb_stream_test.go", "func TestStreamCreatePush("},
-		"setgate stream delete --issuer sgnl --stream-id ID":      {"cmd/setgate/verb_stream_test.go", "func TestStreamDelete("},
-		"setgate stream verify --issuer sgnl":                     {"cmd/setgate/verb_stream_test.go", "func TestStreamVerify("},
-		"setgate <command> --help":                                {"cmd/setgate/env_test.go", `{"serve", "--help"}`},
-		"setgate stream …":                                        {"cmd/setgate/verb_stream_test.go", "func TestStreamGet("},
+		"helm lint --strict":       {".ci/chart-check", `"$helm" lint --strict`},
+		"setgate <command> --help": {"cmd/setgate/env_test.go", `{"serve", "--help"}`},
+		"setgate stream …":         {"cmd/setgate/verb_stream_test.go", "func TestStreamGet("},
 		// bench: the CI size of the full run, and a run against a gateway started apart.
 		"setgate bench":                     {"cmd/setgate/verb_bench_test.go", `[]string{"bench", "--short", "--json"}`},
 		"go run ./cmd/setgate bench":        {"cmd/setgate/verb_bench_test.go", `[]string{"bench", "--short", "--json"}`},
@@ -365,6 +363,7 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	t.Run("serve and the operator verbs", func(t *testing.T) { readmeServe(t, r) })
 	t.Run("demo", func(t *testing.T) { readmeDemo(t, r) })
+	t.Run("SSF stream verbs", func(t *testing.T) { readmeStream(t, r) })
 	t.Run("bench", func(t *testing.T) { readmeBench(t, r) })
 	if t.Failed() {
 		return // the coverage check below would only repeat the failure
@@ -570,6 +569,68 @@ func readmeSignSET(t testing.TB, keyFile string, jwksJSON []byte, jti string) st
 		t.Fatal(err)
 	}
 	return signed
+}
+
+// readmeStream runs the Operator verbs' stream lines against a loopback
+// SSF transmitter, with the issuers file made of the README's own "Adding
+// an SSF transmitter" entry (its issuer URL pointed at the transmitter and
+// /run/secrets/ at the temp dir).
+func readmeStream(t *testing.T, r *readmeRun) {
+	sh := newReadmeShell(t)
+	const mgmtToken = "readme-ssf-management-token"
+	tr, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: "https://setgate.example.com/", Bearer: mgmtToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	entry := readmeYAMLBlock(t, "- name: sgnl")
+	entry = strings.ReplaceAll(entry, "https://sgnl.example/", tr.Issuer())
+	entry = strings.ReplaceAll(entry, "/run/secrets/", sh.dir+"/")
+	writeFile(t, sh.path("issuers.yaml"), entry)
+	writeFile(t, sh.path("sgnl-push-token"), "readme-ssf-push-token\n")
+	writeFile(t, sh.path("sgnl-ssf-token"), mgmtToken+"\n")
+	// As in "Running it": the issuers file from the environment; push
+	// streams need the public URL.
+	env := map[string]string{"SETGATE_ISSUERS_FILE": "issuers.yaml", "SETGATE_PUBLIC_URL": "https://setgate.example.com"}
+
+	out := sh.must(r.line(t, "setgate stream create --issuer sgnl"), env)
+	streams := tr.Streams()
+	if len(streams) != 1 || !strings.Contains(out, "stream "+streams[0].StreamID+" created") {
+		t.Fatalf("create: want one stream created, got %+v\n%s", streams, out)
+	}
+	id := streams[0].StreamID
+	if got := streams[0].Delivery.EndpointURL; got != "https://setgate.example.com/events/sgnl" {
+		t.Errorf("create: want the push endpoint https://setgate.example.com/events/sgnl, got %q", got)
+	}
+	out = sh.must(r.line(t, "setgate stream get --issuers issuers.yaml --issuer sgnl"), env)
+	if !strings.Contains(out, "1 stream(s)") || !strings.Contains(out, "stream "+id) || !strings.Contains(out, "status:            enabled") {
+		t.Errorf("get: want the stream with its status, got\n%s", out)
+	}
+	out = sh.must(r.line(t, "setgate stream verify --issuer sgnl"), env)
+	if !strings.Contains(out, "verification requested for stream "+id) {
+		t.Errorf("verify: want a verification requested, got\n%s", out)
+	}
+	out = sh.must(strings.Replace(r.line(t, "setgate stream delete --issuer sgnl --stream-id ID"), "--stream-id ID", "--stream-id "+id, 1), env)
+	if !strings.Contains(out, "stream "+id+" deleted") || len(tr.Streams()) != 0 {
+		t.Errorf("delete: want the stream gone, got %+v\n%s", tr.Streams(), out)
+	}
+}
+
+// readmeYAMLBlock returns the README's ```yaml block that contains marker.
+func readmeYAMLBlock(t testing.TB, marker string) string {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range strings.Split(string(data), "```yaml\n")[1:] {
+		block, _, _ := strings.Cut(part, "```")
+		if strings.Contains(block, marker) {
+			return block
+		}
+	}
+	t.Fatalf("README.md has no yaml block with %q", marker)
+	return ""
 }
 
 // readmeDemo runs the demo and watches it with the README's nats line.
