@@ -1,11 +1,13 @@
 // The setgate binary receives Security Event Tokens (RFC 8417) by HTTP push
-// (RFC 8935), verifies each against its issuer's JWKS and publishes every
-// accepted event to NATS JetStream on a subject named after its type.
+// (RFC 8935), by HTTP poll (RFC 8936) and over OpenID Shared Signals (SSF
+// 1.0) streams it sets up at the transmitter, verifies each against its
+// issuer's JWKS and publishes every accepted event to NATS JetStream on a
+// subject named after its type.
 //
 // Usage:
 //
 //	setgate [serve]     run the gateway (configured by SETGATE_* variables)
-//	setgate demo        gateway + embedded NATS + a built-in transmitter
+//	setgate demo        gateway + embedded NATS + built-in push, poll and SSF transmitters
 //	setgate verify      run the gateway's verification of one SET
 //	setgate send        sign a SET with a key file and push it
 //	setgate tail        print the events arriving on the stream
@@ -123,12 +125,14 @@ func hasFlags(fs *flag.FlagSet) bool {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `setgate receives Security Event Tokens by push (RFC 8935), verifies them
-against each issuer's JWKS and publishes every event to NATS JetStream.
+	fmt.Fprint(w, `setgate receives Security Event Tokens (RFC 8417) by HTTP push (RFC 8935), by HTTP
+poll (RFC 8936) and over OpenID Shared Signals (SSF 1.0) push or poll streams it sets up
+at the transmitter, verifies them against each issuer's JWKS and publishes every event
+to NATS JetStream.
 
 Usage:
   setgate [serve]    run the gateway (the default)
-  setgate demo       gateway + embedded NATS + a built-in transmitter, events printed
+  setgate demo       gateway + embedded NATS + built-in push, poll and SSF transmitters, events printed
   setgate verify     run the gateway's verification of one SET and print the verdict
   setgate send       sign a SET with a key file and push it (a small transmitter)
   setgate tail       print the events arriving on the stream, one line each
