@@ -81,6 +81,9 @@ func readmeCoverage() map[string]struct{ file, contains string } {
 		"setgate bench --url … --nats …":    {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
 		"setgate bench --url … --rate 2000": {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
 		"setgate bench --url https://setgate.example.com/events/acme --key acme.pem --iss https://idp.acme.example/ --aud https://setgate.example.com/ --token-file push.token --nats nats://nats.nats.svc:4222": {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
+		"setgate bench --events 4":                      {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
+		"setgate bench --mode push --short --issuers N": {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
+		"setgate demo":                                  {"cmd/setgate/demo_test.go", "func TestDemo("},
 		// Mentions of a command that TestReadmeCommands runs in full.
 		"setgate serve":  {"test/readme_test.go", `"SETGATE_ISSUERS_FILE=issuers.yaml ./setgate serve"`},
 		"setgate --help": {"test/readme_test.go", `"./setgate --help"`},

@@ -83,6 +83,36 @@ func TestBenchShort(t *testing.T) {
 	}
 }
 
+// TestBenchIssuersEvents runs the sizing forms the README shows
+// (setgate bench --mode push --short --issuers N, and --events 4): the
+// load spread over several issuers, four events per SET, the memory line
+// reported and the check passed.
+func TestBenchIssuersEvents(t *testing.T) {
+	var out, errOut verbBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := []string{"bench", "--mode", "push", "--short", "--issuers", "3", "--events", "4", "--json"}
+	if err := run(ctx, args, map[string]string{}, &out, &errOut); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("want one JSON object, got %v:\n%s", err, out.String())
+	}
+	if rep.Issuers != 3 || rep.EventsPerSET != 4 {
+		t.Errorf("want 3 issuers and 4 events per SET, got %d and %d", rep.Issuers, rep.EventsPerSET)
+	}
+	if rep.Memory == nil || rep.Memory.Issuers != 3 || rep.Memory.RSSAfterMB <= 0 {
+		t.Errorf("want a memory line for 3 issuers, got %+v", rep.Memory)
+	}
+	if rep.Check == nil || !rep.Check.Passed {
+		t.Fatalf("want the correctness check passed, got %+v", rep.Check)
+	}
+	if rep.Check.Messages != 4*rep.Check.Acked {
+		t.Errorf("want 4 messages per acknowledged SET, got %d for %d", rep.Check.Messages, rep.Check.Acked)
+	}
+}
+
 // TestBenchRemote drives a gateway started apart, as --url does for a
 // deployed one: one key file, an issuer configured for it, and the check
 // reading only the messages stored after the bench started.
