@@ -332,3 +332,26 @@ func TestClientSendsStreamIDInQuery(t *testing.T) {
 		t.Fatalf("want %v, got %v", want, got)
 	}
 }
+
+// TestDiscoverRISCConfiguration: a transmitter that publishes its
+// metadata only at /.well-known/risc-configuration is discovered there;
+// one that publishes neither is a 404 naming the SSF location.
+func TestDiscoverRISCConfiguration(t *testing.T) {
+	for _, path := range []string{"", "tenant1"} {
+		sx := newSSF(t, path)
+		sx.SetFaults(transmitter.SSFFaults{RISCOnly: true})
+		meta, err := ssf.Discover(context.Background(), nil, sx.Issuer())
+		if err != nil {
+			t.Fatalf("path %q: %v", path, err)
+		}
+		if meta.Issuer != sx.Issuer() || meta.ConfigurationEndpoint == "" {
+			t.Fatalf("path %q: got %+v", path, meta)
+		}
+	}
+	sx := newSSF(t, "")
+	sx.SetFaults(transmitter.SSFFaults{RISCOnly: true, DiscoveryStatus: http.StatusNotFound})
+	_, err := ssf.Discover(context.Background(), nil, sx.Issuer())
+	if ssf.StatusCode(err) != http.StatusNotFound || !strings.Contains(err.Error(), "ssf-configuration") {
+		t.Fatalf("want a 404 naming ssf-configuration, got %v", err)
+	}
+}
