@@ -355,3 +355,26 @@ func TestDiscoverRISCConfiguration(t *testing.T) {
 		t.Fatalf("want a 404 naming ssf-configuration, got %v", err)
 	}
 }
+
+// TestEnsureKeepsPollToken: a per-stream poll token returned only when
+// the stream was created stays in use when the stream is read again.
+func TestEnsureKeepsPollToken(t *testing.T) {
+	ctx := context.Background()
+	mem := &memory{}
+	r := newRig(t, ssf.DeliveryPoll, func(c *ssf.ManagerConfig) { c.Memory = mem })
+	r.sx.SetFaults(transmitter.SSFFaults{PerStreamPollToken: true, PollTokenOnCreateOnly: true})
+	first, err := r.mgr.Ensure(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Delivery.AuthorizationHeader == "" {
+		t.Fatal("want the token from the create answer")
+	}
+	again, err := r.mgr.Ensure(ctx) // found remembered: read without the token
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Delivery.AuthorizationHeader != first.Delivery.AuthorizationHeader {
+		t.Fatalf("the poll token was lost on a re-read: got %+v", again.Delivery)
+	}
+}

@@ -406,6 +406,13 @@ func (m *Manager) ensure(ctx context.Context) (cfg StreamConfig, found string, e
 		return StreamConfig{}, "", fmt.Errorf("ssf: stream %q: %w: delivery method is %q, want %q", cfg.StreamID, ErrBadAnswer, got, want.Method)
 	}
 	if want.Method == MethodPoll {
+		m.mu.Lock()
+		if prev := m.stream; cfg.Delivery.AuthorizationHeader == "" && prev.StreamID == cfg.StreamID && prev.Delivery.EndpointURL == cfg.Delivery.EndpointURL {
+			// A per-stream poll token the transmitter returned once (at
+			// create) and does not echo on reads stays in use.
+			cfg.Delivery.AuthorizationHeader = prev.Delivery.AuthorizationHeader
+		}
+		m.mu.Unlock()
 		if err := verify.CheckEndpointURL(cfg.Delivery.EndpointURL); err != nil {
 			return StreamConfig{}, "", fmt.Errorf("ssf: stream %q: %w: poll endpoint_url %q %v", cfg.StreamID, ErrBadAnswer, cfg.Delivery.EndpointURL, err)
 		}

@@ -99,6 +99,10 @@ type SSFFaults struct {
 	// answer carries it as delivery.authorization_header, and the poll
 	// endpoint requires it (not the management token).
 	PerStreamPollToken bool
+	// PollTokenOnCreateOnly returns a poll stream's
+	// delivery.authorization_header in the create answer only, not on reads
+	// or updates.
+	PollTokenOnCreateOnly bool
 
 	// Misbehaviours setgate must refuse:
 
@@ -500,6 +504,9 @@ func (s *SSFTransmitter) view(st *SSFStream) SSFStream {
 	if s.faults.WrongIss != "" {
 		v.Iss = s.faults.WrongIss
 	}
+	if s.faults.PollTokenOnCreateOnly && v.Delivery.Method == MethodPoll {
+		v.Delivery.AuthorizationHeader = ""
+	}
 	return v
 }
 
@@ -564,7 +571,10 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 		if req.Description != nil {
 			desc = *req.Description
 		}
-		writeJSON(w, http.StatusCreated, s.view(s.create(d, req.EventsRequested, desc)))
+		st := s.create(d, req.EventsRequested, desc)
+		v := s.view(st)
+		v.Delivery.AuthorizationHeader = st.Delivery.AuthorizationHeader
+		writeJSON(w, http.StatusCreated, v)
 	case http.MethodPatch, http.MethodPut:
 		if st == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
