@@ -436,6 +436,8 @@ func (c *streamCommand) ensure(ctx context.Context) error {
 	}
 	if result == "created" {
 		fmt.Fprintf(c.out, "\nCheck it with: setgate stream verify --issuer %s --stream-id %s\n", c.spec.Name, v.StreamID)
+		fmt.Fprintf(c.out, "For a transmitter that does not list streams, pin it in the issuers file (stream.stream_id: %s):\n"+
+			"a running setgate remembers only the streams it created or found itself.\n", v.StreamID)
 	}
 	return nil
 }
