@@ -507,15 +507,19 @@ func (m *Manager) record(cfg StreamConfig, found string) {
 	if len(missing) > 0 {
 		m.log.Warn("the transmitter will not deliver some requested event types", "stream_id", cfg.StreamID, "missing", missing)
 	}
+	warnings := cfg.Warnings()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(warnings) > 0 && !slices.Equal(warnings, m.st.Warnings) {
+		m.log.Warn("the transmitter's stream configuration deviates from SSF; tolerated", "stream_id", cfg.StreamID, "warnings", warnings)
+	}
 	if m.stream.StreamID != cfg.StreamID {
 		m.outstanding, m.deadline, m.failedAt = "", time.Time{}, time.Time{}
 		m.st.Verification, m.st.Status, m.st.Reason, m.st.StatusAt = "", "", "", time.Time{}
 	}
 	m.stream, m.ensured, m.created = cfg, true, created
 	m.cfg.States.SetStream(cfg.StreamID)
-	m.st.StreamID, m.st.Found, m.st.Warnings = cfg.StreamID, found, cfg.Warnings()
+	m.st.StreamID, m.st.Found, m.st.Warnings = cfg.StreamID, found, warnings
 	m.st.EndpointURL = cfg.Delivery.EndpointURL
 	m.st.EventsDelivered = slices.Clone(cfg.EventsDelivered)
 	m.st.EventsMissing = missing
