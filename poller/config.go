@@ -64,10 +64,10 @@ type Config struct {
 	Auth Auth
 	// LongPollTimeout is how long the transmitter is expected to hold a
 	// long poll (agreed out of band; default 30s). Each request is given
-	// up after LongPollTimeout + TimeoutMargin.
+	// up after [RequestTimeout]: 2 × LongPollTimeout + TimeoutMargin.
 	LongPollTimeout time.Duration
-	// TimeoutMargin is added to LongPollTimeout for the request timeout
-	// (default 10s).
+	// TimeoutMargin is added to 2 × LongPollTimeout for the request
+	// timeout (default 10s).
 	TimeoutMargin time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff after a
 	// failed poll (defaults 500ms and 1m): the n-th consecutive failure

@@ -613,6 +613,18 @@ func readmeStream(t *testing.T, r *readmeRun) {
 	if !strings.Contains(out, "verification requested for stream "+id) {
 		t.Errorf("verify: want a verification requested, got\n%s", out)
 	}
+	out = sh.must(r.line(t, `setgate stream status --issuer sgnl paused --reason "maintenance"`), env)
+	if status, reason := tr.StreamStatus(id); status != "paused" || reason != "maintenance" {
+		t.Errorf("status: want the stream paused for maintenance, got %q %q\n%s", status, reason, out)
+	}
+	out = sh.must(r.line(t, "setgate stream replace --issuer sgnl"), env)
+	if tr.Replaced() != 1 {
+		t.Errorf("replace: want one PUT at the transmitter, got %d\n%s", tr.Replaced(), out)
+	}
+	out = sh.must(r.line(t, "setgate subject add --issuer sgnl --format email --email alice@example.com"), env)
+	if subs := tr.Subjects(id); len(subs) != 1 || !strings.Contains(subs[0], "alice@example.com") {
+		t.Errorf("subject add: want alice@example.com added to stream %s, got %v\n%s", id, subs, out)
+	}
 	out = sh.must(strings.Replace(r.line(t, "setgate stream delete --issuer sgnl --stream-id ID"), "--stream-id ID", "--stream-id "+id, 1), env)
 	if !strings.Contains(out, "stream "+id+" deleted") || len(tr.Streams()) != 0 {
 		t.Errorf("delete: want the stream gone, got %+v\n%s", tr.Streams(), out)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,7 @@ type oauth2Block struct {
 type streamBlock struct {
 	Manage                  bool         `yaml:"manage"`
 	Delivery                string       `yaml:"delivery"`
+	StreamID                string       `yaml:"stream_id"`
 	EventsRequested         []string     `yaml:"events_requested"`
 	Description             string       `yaml:"description"`
 	AuthorizationHeaderFile string       `yaml:"authorization_header_file"`
@@ -124,6 +126,7 @@ type issuerSpec struct {
 // streamSpec is a validated stream block.
 type streamSpec struct {
 	Delivery             string // "push" or "poll"
+	StreamID             string // pinned stream; "" finds or creates one
 	EventsRequested      []string
 	Description          string
 	PushAuthorization    string                    // bare token the transmitter sends us (push)
@@ -223,7 +226,32 @@ func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]
 		seen[e.Name] = i
 		specs = append(specs, spec)
 	}
+	if err := checkSameIssuer(specs); err != nil {
+		return nil, err
+	}
 	return specs, nil
+}
+
+// checkSameIssuer refuses two entries with the same issuer and a common
+// audience. A SET is stored once, under a message id made of its iss, jti
+// and event type, by whichever entry receives it first; the other entry's
+// subjects would never carry it, so its consumers would miss it (README
+// "Issuers file"). One entry may carry both push and poll.
+func checkSameIssuer(specs []issuerSpec) error {
+	for i, a := range specs {
+		for _, b := range specs[i+1:] {
+			if a.Verify.Issuer != b.Verify.Issuer {
+				continue
+			}
+			for _, aud := range a.Verify.Audience {
+				if slices.Contains(b.Verify.Audience, aud) {
+					return fmt.Errorf("issuers %q and %q: both accept issuer %s with audience %q: a SET is stored once (its id is iss, jti and event type), under whichever entry receives it first, so the other's consumers would miss it; use one entry (it may have both push and poll)",
+						a.Name, b.Name, a.Verify.Issuer, aud)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (issuerSpec, error) {
@@ -406,7 +434,10 @@ func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile f
 	if !b.Manage {
 		return nil, errors.New("stream.manage: only manage: true is supported; remove the stream block to leave the stream alone")
 	}
-	st := &streamSpec{Delivery: b.Delivery, EventsRequested: b.EventsRequested, Description: b.Description,
+	if strings.TrimSpace(b.StreamID) != b.StreamID || strings.ContainsFunc(b.StreamID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, errors.New("stream.stream_id: must not have surrounding white space or control characters")
+	}
+	st := &streamSpec{Delivery: b.Delivery, StreamID: b.StreamID, EventsRequested: b.EventsRequested, Description: b.Description,
 		VerificationInterval: time.Hour, VerificationTimeout: 2 * time.Minute}
 	switch b.Delivery {
 	case "push":

@@ -12,7 +12,8 @@
 //	setgate send        sign a SET with a key file and push it
 //	setgate tail        print the events arriving on the stream
 //	setgate bench       measure throughput and latency, check the stream
-//	setgate stream      manage an issuer's SSF stream (get|create|update|delete|verify)
+//	setgate stream      manage an issuer's SSF stream (get|create|update|replace|status|delete|verify)
+//	setgate subject     add or remove a subject of an issuer's SSF stream
 //	setgate version     print the version
 //
 // Run "setgate --help" for every variable and its default.
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 		return benchVerb(ctx, args, vars, stdout, stderr)
 	case "stream":
 		return streamVerb(ctx, args, vars, stdout, stderr)
+	case "subject":
+		return subjectVerb(ctx, args, vars, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "setgate", version)
 		return nil
@@ -137,7 +140,8 @@ Usage:
   setgate send       sign a SET with a key file and push it (a small transmitter)
   setgate tail       print the events arriving on the stream, one line each
   setgate bench      measure push and poll throughput and latency, check the stream
-  setgate stream     get|create|update|delete|verify an issuer's SSF stream at its transmitter
+  setgate stream     get|create|update|replace|status|delete|verify an issuer's SSF stream at its transmitter
+  setgate subject    add|remove a subject of an issuer's SSF stream at its transmitter
   setgate version    print the version
   setgate <command> --help
 

@@ -269,7 +269,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	}
 	var streamReady chan ssf.StreamConfig
 	if spec.Stream != nil {
-		if streamReady, err = l.buildManager(li); err != nil {
+		if streamReady, err = l.buildManager(ctx, li); err != nil {
 			return fail(err)
 		}
 		tasks = append(tasks, func(ctx context.Context) { _ = li.mgr.Run(ctx) })
@@ -315,13 +315,18 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 	if spec.Poll.OAuth2 != nil {
 		auth = poller.OAuth2ClientCredentials(*spec.Poll.OAuth2)
 	}
-	newLoop := func(endpoint string) (*poller.Loop, error) {
+	newLoop := func(endpoint string, streamAuth string) (*poller.Loop, error) {
+		a := auth
+		if streamAuth != "" { // the stream's own poll credential (delivery.authorization_header)
+			a = authorizationHeader(streamAuth)
+		}
 		return poller.New(poller.Config{
 			Source:          li.source,
 			Endpoint:        endpoint,
 			MaxEvents:       spec.Poll.MaxEvents,
 			LongPollTimeout: spec.Poll.LongPollTimeout,
-			Auth:            auth,
+			TimeoutMargin:   pollTimeoutMargin(spec.Poll.LongPollTimeout),
+			Auth:            a,
 			Lease:           lease,
 			ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
 			Logger:          l.log, // the loop adds issuer and delivery
@@ -334,16 +339,17 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 		}
 	}
 	if streamReady == nil {
-		loop, err := newLoop(spec.Poll.Endpoint)
+		loop, err := newLoop(spec.Poll.Endpoint, "")
 		if err != nil {
 			return nil, fmt.Errorf("issuer %q: poll: %w", spec.Name, err)
 		}
 		return func(ctx context.Context) { runLoop(ctx, loop) }, nil
 	}
-	// A managed poll stream: poll the endpoint the transmitter names, and
-	// move to a new one when the stream is set up again with another.
+	// A managed poll stream: poll the endpoint the transmitter names, with
+	// the stream's authorization_header when it returned one, and move to
+	// a new loop when the stream is set up again with another of either.
 	return func(ctx context.Context) {
-		var endpoint string
+		var endpoint, streamAuth string
 		stop := func() {}
 		defer func() { stop() }()
 		for {
@@ -351,10 +357,10 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 			case <-ctx.Done():
 				return
 			case st := <-streamReady:
-				if st.Delivery.EndpointURL == endpoint {
+				if st.Delivery.EndpointURL == endpoint && st.Delivery.AuthorizationHeader == streamAuth {
 					continue
 				}
-				loop, err := newLoop(st.Delivery.EndpointURL)
+				loop, err := newLoop(st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader)
 				if err != nil {
 					l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
 					continue
@@ -363,11 +369,35 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 					l.log.Info("poll stream endpoint changed", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL)
 				}
 				stop() // the old loop acknowledges what it stored, then returns
-				endpoint = st.Delivery.EndpointURL
+				endpoint, streamAuth = st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader
 				stop = startLoop(ctx, func(ctx context.Context) { runLoop(ctx, loop) })
 			}
 		}
 	}, nil
+}
+
+// minPollWait is the least time setgate waits for a poll answer.
+const minPollWait = time.Minute
+
+// pollTimeoutMargin is the poll loop's TimeoutMargin for a configured
+// long_poll_timeout (0: the default): setgate waits for a poll answer up
+// to 2 × long_poll_timeout + 10 s, and at least minPollWait, since
+// transmitters hold a poll as long as they choose (README "Poll").
+func pollTimeoutMargin(longPoll time.Duration) time.Duration {
+	if longPoll == 0 {
+		longPoll = poller.DefaultLongPollTimeout
+	}
+	return max(poller.DefaultTimeoutMargin, minPollWait-2*longPoll)
+}
+
+// authorizationHeader is a poller.Auth that sends a fixed Authorization
+// header value: a poll stream's delivery.authorization_header (SSF 1.0
+// §8.1.1), which the transmitter chose and setgate sends as it is.
+type authorizationHeader string
+
+func (h authorizationHeader) Authorize(_ context.Context, req *http.Request) error {
+	req.Header.Set("Authorization", string(h))
+	return nil
 }
 
 // startLoop runs run in a goroutine under a child of ctx; the returned
@@ -486,7 +516,7 @@ const discoveryTimeout = 15 * time.Second
 
 // buildManager sets up the SSF stream manager of li. The returned channel
 // yields the stream configuration once it is set up (for poll streams).
-func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error) {
+func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ssf.StreamConfig, error) {
 	spec := li.spec
 	log := l.log.With("issuer", spec.Name)
 	cfg, err := streamManagerConfig(spec, li.meta, l.s.PublicURL, l.httpClient, log)
@@ -494,6 +524,13 @@ func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error
 		return nil, fmt.Errorf("issuer %q: %w", spec.Name, err)
 	}
 	cfg.States = li.verifier.States()
+	rctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	rec, err := l.br.StreamRecord(rctx, spec.Name)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: stream record: %w", spec.Name, err)
+	}
+	cfg.Memory = rec
 	ready := make(chan ssf.StreamConfig, 1)
 	cfg.OnStream = func(sc ssf.StreamConfig) {
 		select {
@@ -531,6 +568,7 @@ func streamManagerConfig(spec issuerSpec, meta *ssf.Metadata, publicURL string, 
 		Description:          st.Description,
 		VerificationInterval: st.VerificationInterval,
 		VerificationTimeout:  st.VerificationTimeout,
+		StreamID:             st.StreamID,
 		Client:               ssf.New(meta, auth, hc, log),
 		Logger:               log,
 	}
