@@ -146,18 +146,35 @@ func (b *Bridge) ensureStream(ctx context.Context) error {
 		}
 		return nil
 	}
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig())
+	if err != nil {
+		return fmt.Errorf("bridge: create or update stream %q: %w", b.cfg.Stream, err)
+	}
+	return nil
+}
+
+// streamConfig is the stream setgate creates or updates. A byte limit
+// with discard new makes JetStream refuse publishes once the stream is
+// full (answered with 503); with discard old it removes the oldest
+// events instead.
+func (b *Bridge) streamConfig() jetstream.StreamConfig {
+	sc := jetstream.StreamConfig{
 		Name:       b.cfg.Stream,
 		Subjects:   []string{b.cfg.SubjectPrefix + ".>"},
 		Storage:    jetstream.FileStorage,
 		Replicas:   b.cfg.StreamReplicas,
 		MaxAge:     b.cfg.StreamMaxAge,
 		Duplicates: b.cfg.DuplicateWindow,
-	})
-	if err != nil {
-		return fmt.Errorf("bridge: create or update stream %q: %w", b.cfg.Stream, err)
+		MaxBytes:   -1,
+		Discard:    jetstream.DiscardNew,
 	}
-	return nil
+	if b.cfg.StreamMaxBytes > 0 {
+		sc.MaxBytes = b.cfg.StreamMaxBytes
+	}
+	if b.cfg.StreamDiscard == DiscardOld {
+		sc.Discard = jetstream.DiscardOld
+	}
+	return sc
 }
 
 // Close drains the connection, waiting at most until ctx is done (then it

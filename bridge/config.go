@@ -53,12 +53,33 @@ type Config struct {
 	// DuplicateWindow is the stream's deduplication window; 0 leaves the
 	// server default (2m). It may not exceed StreamMaxAge.
 	DuplicateWindow time.Duration
+	// StreamMaxBytes caps the stream's size in bytes as JetStream counts
+	// it (message, subject and headers); 0 or negative means no byte
+	// limit of its own (the server's or account's storage limit applies).
+	StreamMaxBytes int64
+	// StreamDiscard says what happens when the stream is full: with
+	// [DiscardNew] (the zero value's default) JetStream refuses the
+	// publish, which setgate answers with 503; with [DiscardOld] the
+	// oldest events are removed to make room.
+	StreamDiscard Discard
 	// PublishTimeout bounds how long a publish waits for JetStream
 	// acknowledgements (default 5s).
 	PublishTimeout time.Duration
 	// Name is the client connection name (default setgate).
 	Name string
 }
+
+// Discard is the stream's policy when it reaches its byte limit.
+type Discard string
+
+// The two discard policies (SETGATE_STREAM_DISCARD).
+const (
+	// DiscardNew refuses new events when the stream is full: nothing
+	// stored is lost, pushes get 503 and polls stop acknowledging.
+	DiscardNew Discard = "new"
+	// DiscardOld removes the oldest events to make room.
+	DiscardOld Discard = "old"
+)
 
 // withDefaults returns c with defaults filled in, or an error naming the
 // first invalid setting.
@@ -81,6 +102,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
+	if c.StreamDiscard == "" {
+		c.StreamDiscard = DiscardNew
+	}
+	if c.StreamMaxBytes < 0 {
+		c.StreamMaxBytes = 0
+	}
 
 	if err := validateStreamName(c.Stream); err != nil {
 		return c, err
@@ -102,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StreamMaxAge > 0 && c.DuplicateWindow > c.StreamMaxAge {
 		return c, fmt.Errorf("bridge: duplicate window %v must not exceed stream max age %v", c.DuplicateWindow, c.StreamMaxAge)
+	}
+	if c.StreamDiscard != DiscardNew && c.StreamDiscard != DiscardOld {
+		return c, fmt.Errorf("bridge: stream discard policy %q must be %q or %q", c.StreamDiscard, DiscardNew, DiscardOld)
 	}
 	if c.PublishTimeout < 0 {
 		return c, fmt.Errorf("bridge: publish timeout %v must not be negative", c.PublishTimeout)

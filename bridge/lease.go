@@ -85,21 +85,9 @@ func (b *Bridge) Lease(ctx context.Context, name, holder string, ttl time.Durati
 	if !validLeaseKey(key) {
 		return nil, fmt.Errorf("bridge: lease name %q is not a valid key", name)
 	}
-	kv, err := b.js.KeyValue(ctx, LeaseBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      LeaseBucket,
-			Description: "setgate poll leases: which replica polls which issuer",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    b.cfg.StreamReplicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile by another replica
-			kv, err = b.js.KeyValue(ctx, LeaseBucket)
-		}
-	}
+	kv, err := b.leaseKV(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bridge: lease bucket %q: %w", LeaseBucket, err)
+		return nil, err
 	}
 	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, now: time.Now}, nil
 }

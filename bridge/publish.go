@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,22 @@ import (
 // acknowledgement in time, or an API error. Callers answer 503 and let the
 // transmitter retry.
 var ErrUnavailable = errors.New("bridge: NATS unavailable")
+
+// ErrStreamFull is wrapped, together with [ErrUnavailable], by a
+// [Bridge.PublishSET] error when JetStream refused the events because the
+// stream (or the account's storage) reached its byte limit under the
+// discard new policy. It is still "not stored": callers answer 503 with
+// Retry-After (push) or leave the SET unacknowledged (poll).
+var ErrStreamFull = errors.New("bridge: stream full")
+
+// JetStream API error codes of a refused store (nats-server
+// errors.json): JSStreamStoreFailedF carries "maximum bytes exceeded"
+// under discard new; JSInsufficientResourcesErr means the server or
+// account storage is exhausted.
+const (
+	jsErrStoreFailed           = 10077
+	jsErrInsufficientResources = 10023
+)
 
 // Headers set on every published event, repeating the routing facts of the
 // envelope so consumers can filter without parsing the body.
@@ -167,9 +184,29 @@ func (b *Bridge) publish(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.Pu
 	return acks, nil
 }
 
-// unavailable wraps a publish failure in ErrUnavailable.
+// unavailable wraps a publish failure in ErrUnavailable, and in
+// ErrStreamFull too when JetStream refused it for lack of room.
 func unavailable(subject string, err error) error {
+	if isFull(err) {
+		return fmt.Errorf("%w: %w: publish on %s: %w", ErrUnavailable, ErrStreamFull, subject, err)
+	}
 	return fmt.Errorf("%w: publish on %s: %w", ErrUnavailable, subject, err)
+}
+
+// isFull reports whether err is JetStream refusing a message because a
+// byte limit was reached.
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrInsufficientResources:
+		return true
+	case jsErrStoreFailed:
+		return strings.Contains(apiErr.Description, "maximum bytes")
+	}
+	return false
 }
 
 // message builds the message for one event of set.

@@ -266,3 +266,56 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// StreamStatsFunc reads the stream's fill level; [bridge.StreamMonitor.Stats]
+// is one.
+type StreamStatsFunc func(context.Context) (bridge.StreamStats, error)
+
+// streamCollector exposes the stream's fill level, read at scrape time.
+type streamCollector struct {
+	stats                                 StreamStatsFunc
+	bytes, messages, maxBytes, age, discd *prometheus.Desc
+}
+
+// NewStreamCollector returns a collector of the stream metrics
+// (setgate_stream_bytes, _messages, _max_bytes,
+// _first_seq_age_seconds and setgate_stream_discarded_events_total),
+// read from stats at scrape time. stats should be cheap and bounded (a
+// [bridge.StreamMonitor] caches for a second and times out); when it
+// fails, the scrape has none of these series.
+func NewStreamCollector(stats StreamStatsFunc) prometheus.Collector {
+	return &streamCollector{
+		stats: stats,
+		bytes: prometheus.NewDesc("setgate_stream_bytes",
+			"Bytes the JetStream stream holds, as JetStream counts them (subject, headers, body, per-message overhead).", nil, nil),
+		messages: prometheus.NewDesc("setgate_stream_messages",
+			"Events the JetStream stream holds.", nil, nil),
+		maxBytes: prometheus.NewDesc("setgate_stream_max_bytes",
+			"The stream's byte limit (SETGATE_STREAM_MAX_BYTES); -1 when it has none.", nil, nil),
+		age: prometheus.NewDesc("setgate_stream_first_seq_age_seconds",
+			"Age of the oldest event in the stream; 0 when it is empty.", nil, nil),
+		discd: prometheus.NewDesc("setgate_stream_discarded_events_total",
+			"Events removed from the stream before its max age (discard old making room, or an operator's delete or purge), seen by this process since it started.",
+			nil, nil),
+	}
+}
+
+func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.bytes
+	ch <- c.messages
+	ch <- c.maxBytes
+	ch <- c.age
+	ch <- c.discd
+}
+
+func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.stats(context.Background())
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(st.Messages))
+	ch <- prometheus.MustNewConstMetric(c.maxBytes, prometheus.GaugeValue, float64(st.MaxBytes))
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.FirstAge().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.discd, prometheus.CounterValue, float64(st.Discarded))
+}

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"golang.org/x/time/rate"
+
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/verify"
 )
@@ -30,6 +35,13 @@ type Issuer struct {
 	// Push is the bearer token the transmitter must present. An issuer
 	// with no push credential does not take pushes (404).
 	Push Credential
+	// RateLimit, when positive, caps the issuer's authenticated pushes per
+	// second (issuers file push.rate_limit); more get 429 with a
+	// Retry-After computed from the limiter. Zero means no limit.
+	RateLimit rate.Limit
+	// Burst is how many pushes may come at once within RateLimit; at
+	// least 1 when RateLimit is set.
+	Burst int
 }
 
 // Config configures a Server.
@@ -62,7 +74,8 @@ type Server struct {
 
 type issuer struct {
 	Issuer
-	slots chan struct{}
+	slots   chan struct{}
+	limiter *rate.Limiter // nil: no rate limit
 }
 
 // New returns a Server with no issuers; call SetIssuers.
@@ -86,7 +99,11 @@ func New(cfg Config) *Server {
 func (s *Server) SetIssuers(list []Issuer) {
 	m := make(map[string]*issuer, len(list))
 	for _, is := range list {
-		m[is.Source.Name] = &issuer{Issuer: is, slots: make(chan struct{}, s.cfg.MaxConcurrent)}
+		li := &issuer{Issuer: is, slots: make(chan struct{}, s.cfg.MaxConcurrent)}
+		if is.RateLimit > 0 {
+			li.limiter = rate.NewLimiter(is.RateLimit, max(is.Burst, 1))
+		}
+		m[is.Source.Name] = li
 	}
 	s.issuers.Store(&m)
 }
@@ -114,6 +131,13 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, desc := s.authenticate(is, r.Header.Get("Authorization")); code != "" {
 		writeError(w, statusFor(code), code, desc)
+		return
+	}
+	// The per-issuer rate limit applies to authenticated pushes only, so
+	// nobody else can spend an issuer's budget.
+	if wait, ok := is.allow(time.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(wait))
+		writeError(w, http.StatusTooManyRequests, "", "Too many SETs for this issuer; retry after the time given.")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !setMediaTypes[mt] {
@@ -153,6 +177,9 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	case errors.As(err, &ve):
 		writeError(w, statusFor(ve.Code), ve.Code, ve.Description)
+	case errors.Is(err, bridge.ErrStreamFull):
+		s.cfg.Logger.WarnContext(r.Context(), "push not persisted: stream full", "issuer", name, "err", err)
+		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
 	case errors.Is(err, bridge.ErrUnavailable):
 		s.cfg.Logger.WarnContext(r.Context(), "push not persisted", "issuer", name, "err", err)
 		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
@@ -163,6 +190,25 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Logger.ErrorContext(r.Context(), "push failed", "issuer", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "", "Internal error; retry later.")
 	}
+}
+
+// allow takes one token of the issuer's rate limiter at now. When none
+// is available it takes nothing and returns the whole seconds until one
+// will be (at least 1), for Retry-After.
+func (is *issuer) allow(now time.Time) (retryAfter int, ok bool) {
+	if is.limiter == nil {
+		return 0, true
+	}
+	r := is.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return 1, false
+	}
+	wait := r.DelayFrom(now)
+	if wait <= 0 {
+		return 0, true
+	}
+	r.CancelAt(now)
+	return max(int(math.Ceil(wait.Seconds())), 1), false
 }
 
 // authenticate checks the presented bearer token against the issuer's

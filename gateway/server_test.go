@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
@@ -181,6 +185,49 @@ func TestBearerParsing(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("Authorization %q: want 401 with WWW-Authenticate, got %d", h, resp.StatusCode)
+		}
+	}
+}
+
+// TestRateLimit429: an issuer with push.rate_limit gets 429 with a
+// Retry-After from its limiter once its burst is spent; unauthenticated
+// requests spend nothing, and other issuers are not limited.
+func TestRateLimit429(t *testing.T) {
+	in := &blockingIntake{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	close(in.release)
+	gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	gw.SetIssuers([]gateway.Issuer{
+		{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok"), RateLimit: rate.Every(time.Hour), Burst: 2},
+		{Source: &bridge.Source{Name: "globex"}, Push: gateway.NewCredential("gtok")},
+	})
+	srv := httptest.NewServer(gw.Handler())
+	defer srv.Close()
+
+	steps := []struct {
+		name, issuer, token string
+		want                int
+	}{
+		{"wrong token spends nothing", "acme", "bad", http.StatusUnauthorized},
+		{"other issuer's token spends nothing", "acme", "gtok", http.StatusForbidden},
+		{"burst 1", "acme", "tok", http.StatusAccepted},
+		{"burst 2", "acme", "tok", http.StatusAccepted},
+		{"over the limit", "acme", "tok", http.StatusTooManyRequests},
+		{"still over", "acme", "tok", http.StatusTooManyRequests},
+		{"unlimited issuer", "globex", "gtok", http.StatusAccepted},
+	}
+	for _, st := range steps {
+		resp := push(t, srv.URL+"/events/"+st.issuer, st.token, "application/secevent+jwt", "x.y.z")
+		if resp.StatusCode != st.want {
+			t.Fatalf("%s: want %d, got %d", st.name, st.want, resp.StatusCode)
+		}
+		if st.want != http.StatusTooManyRequests {
+			continue
+		}
+		// One token an hour: the next is 3600 s away, give or take the
+		// time this test took so far.
+		ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || ra < 3000 || ra > 3600 {
+			t.Fatalf("%s: want Retry-After near 3600 seconds, got %q", st.name, resp.Header.Get("Retry-After"))
 		}
 	}
 }

@@ -65,10 +65,10 @@ type Config struct {
 	Auth Auth
 	// LongPollTimeout is how long the transmitter is expected to hold a
 	// long poll (agreed out of band; default 30s). Each request is given
-	// up after LongPollTimeout + TimeoutMargin.
+	// up after [RequestTimeout]: 2 × LongPollTimeout + TimeoutMargin.
 	LongPollTimeout time.Duration
-	// TimeoutMargin is added to LongPollTimeout for the request timeout
-	// (default 10s).
+	// TimeoutMargin is added to 2 × LongPollTimeout for the request
+	// timeout (default 10s).
 	TimeoutMargin time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff after a
 	// failed poll (defaults 500ms and 1m): the n-th consecutive failure
@@ -86,7 +86,7 @@ type Config struct {
 	// holds the lease. Nil: always poll (one replica).
 	Lease Lease
 	// HTTPClient sends the polls. Nil: a client with the outbound policy
-	// (no redirects: a 3xx is an error; LongPollTimeout + TimeoutMargin
+	// (no redirects: a 3xx is an error; [RequestTimeout]
 	// per call; MaxResponseBytes per answer). Each request also carries
 	// that deadline in its context.
 	HTTPClient *http.Client
@@ -147,7 +147,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("poller: issuer %q: lease TTL must be positive", c.Source.Name)
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = outbound.Policy{Timeout: c.LongPollTimeout + c.TimeoutMargin, MaxBytes: c.MaxResponseBytes}.Client()
+		c.HTTPClient = outbound.Policy{Timeout: RequestTimeout(c.LongPollTimeout, c.TimeoutMargin), MaxBytes: c.MaxResponseBytes}.Client()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

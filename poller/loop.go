@@ -307,6 +307,15 @@ func (l *Loop) flush(ctx context.Context) error {
 	return nil
 }
 
+// RequestTimeout is how long one poll request may take before the loop
+// gives up on it: 2 × longPoll + margin. RFC 8936 §2.4 leaves the hold to
+// the transmitter, and some hold longer than the receiver expects: a poll
+// held longer than longPoll is waited for, not counted as a failure
+// (README "Poll").
+func RequestTimeout(longPoll, margin time.Duration) time.Duration {
+	return 2*longPoll + margin
+}
+
 // errStatus is a non-200 answer from the transmitter.
 type errStatus struct{ code int }
 
@@ -326,7 +335,7 @@ func (l *Loop) exchange(ctx context.Context, maxEvents int, immediately bool) (R
 	if err != nil {
 		return Response{}, fmt.Errorf("poller: encode request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.LongPollTimeout+l.cfg.TimeoutMargin)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout(l.cfg.LongPollTimeout, l.cfg.TimeoutMargin))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.Endpoint, bytes.NewReader(data))
 	if err != nil {

@@ -201,11 +201,41 @@ func (v *Verifier) checkPayload(ev Event, set *SET) *Error {
 		}
 	}
 	if ev.Type == EventVerification {
+		if id := v.states.Stream(); id != "" && namesOtherStream(set.SubID, id) {
+			return badRequest("The verification event's sub_id names another stream than the one this receiver holds.")
+		}
 		if state, ok := stringClaim(m, "state"); ok && !v.states.Pending(state) {
 			return reject(CodeInvalidState, "The verification state does not match any state this receiver requested.")
 		}
 	}
 	return nil
+}
+
+// namesOtherStream reports whether a verification event's sub_id is an
+// opaque identifier of another stream than id (SSF 1.0 §8.1.4.1: the
+// subject of a verification event is the stream, {"format":"opaque",
+// "id":<stream_id>}). An absent sub_id or one of another format names no
+// stream and is let through.
+func namesOtherStream(subID json.RawMessage, id string) bool {
+	var s struct {
+		Format string `json:"format"`
+		ID     string `json:"id"`
+	}
+	if len(subID) == 0 || json.Unmarshal(subID, &s) != nil || s.Format != "opaque" {
+		return false
+	}
+	return s.ID != id
+}
+
+// KnownEventTypes returns the event type URIs whose payload setgate
+// knows and checks, sorted.
+func KnownEventTypes() []string {
+	out := make([]string, 0, len(payloads))
+	for t := range payloads {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // check returns every fault of payload m, in field order. subID is the

@@ -12,6 +12,7 @@ type States struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	pending map[string]time.Time
+	stream  string
 }
 
 // NewStates returns an empty set using clock now (nil: time.Now).
@@ -43,4 +44,21 @@ func (s *States) Pending(state string) bool {
 	defer s.mu.Unlock()
 	exp, ok := s.pending[state]
 	return ok && s.now().Before(exp)
+}
+
+// SetStream names the SSF stream the receiver holds at this issuer's
+// transmitter ("" when none is known). A verification event's subject is
+// its stream (SSF 1.0 §8.1.4.1): one whose sub_id names another stream is
+// rejected with invalid_request.
+func (s *States) SetStream(id string) {
+	s.mu.Lock()
+	s.stream = id
+	s.mu.Unlock()
+}
+
+// Stream returns the stream set by SetStream.
+func (s *States) Stream() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream
 }

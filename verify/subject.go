@@ -2,6 +2,7 @@ package verify
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/mail"
@@ -317,4 +318,18 @@ func pathElem(name string) string {
 
 func hasSpaceOrCtl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// CheckSubject checks a subject identifier object (RFC 9493; SSF 1.0 §3)
+// as a strict issuer checks a SET's sub_id: a structural fault or a value
+// fault (an email that is not an addr-spec, …) is an error.
+func CheckSubject(raw json.RawMessage) error {
+	var c subjectChecker
+	if f := c.check(raw, "subject", true, true); f != "" {
+		return errors.New(f)
+	}
+	if len(c.soft) > 0 {
+		return errors.New(c.soft[0].desc)
+	}
+	return nil
 }

@@ -1267,6 +1267,11 @@ var exportedMetrics = []string{
 	"setgate_nats_connected",
 	"setgate_ssf_stream_healthy",
 	"setgate_ssf_stream_status",
+	"setgate_stream_bytes",
+	"setgate_stream_messages",
+	"setgate_stream_max_bytes",
+	"setgate_stream_first_seq_age_seconds",
+	"setgate_stream_discarded_events_total",
 }
 
 var (
@@ -1455,6 +1460,9 @@ func TestDashboard(t *testing.T) {
 		"setgate_poll_backoff_seconds", "setgate_poll_lease_held", "setgate_nats_connected",
 		"setgate_config_reloads_total", "setgate_config_last_load_success", "setgate_ssf_stream_healthy",
 		"setgate_ssf_stream_status",
+		// Issue 19: the stream capacity row.
+		"setgate_stream_bytes", "setgate_stream_messages", "setgate_stream_max_bytes",
+		"setgate_stream_first_seq_age_seconds", "setgate_stream_discarded_events_total",
 	} {
 		if !used[want] {
 			t.Errorf("no panel queries %s", want)
@@ -1489,7 +1497,7 @@ func TestMonitoring(t *testing.T) {
 	}
 	wantAlerts := []string{
 		"SetgateRejectionRatioHigh", "SetgateJWKSFailing", "SetgateNATSDisconnected",
-		"SetgatePollBackingOff", "SetgateSSFStreamUnhealthy", "SetgateConfigRefused",
+		"SetgateStreamFilling", "SetgateStreamDiscarding", "SetgatePollBackingOff", "SetgateSSFStreamUnhealthy", "SetgateConfigRefused",
 	}
 	tests := []struct {
 		name      string
@@ -1506,6 +1514,8 @@ func TestMonitoring(t *testing.T) {
 			wantInRe: map[string]string{
 				"SetgateRejectionRatioHigh": "> 0.05",
 				"SetgatePollBackingOff":     "setgate_poll_consecutive_failures{job=\"sg-setgate\", namespace=\"secevents\"} > 5",
+				"SetgateStreamFilling":      "setgate_stream_max_bytes{job=\"sg-setgate\", namespace=\"secevents\"} > 0) > 0.8",
+				"SetgateStreamDiscarding":   "setgate_stream_discarded_events_total{job=\"sg-setgate\", namespace=\"secevents\"}[15m])) > 0",
 			},
 		},
 		{
@@ -1518,13 +1528,14 @@ func TestMonitoring(t *testing.T) {
 					"prometheusRule.pollConsecutiveFailures=9", "prometheusRule.pollBackoffSeconds=45",
 				},
 				setString: []string{"dashboards.labelValue=yes", `prometheusRule.selector=job="setgate"`},
-				setJSON:   []string{"prometheusRule.rejectionRatio=0.25"},
+				setJSON:   []string{"prometheusRule.rejectionRatio=0.25", "prometheusRule.streamFillRatio=0.9"},
 			},
 			wantLabel: [2]string{"dashboards.example.com/grafana", "yes"},
 			wantSel:   `{job="setgate"}`,
 			wantInRe: map[string]string{
 				"SetgateRejectionRatioHigh": "> 0.25",
 				"SetgatePollBackingOff":     "[10m]) > 45",
+				"SetgateStreamFilling":      "> 0) > 0.9",
 			},
 		},
 	}
@@ -1622,4 +1633,55 @@ func TestMonitoring(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestStreamCapacity: SETGATE_STREAM_MAX_BYTES comes from stream.maxBytes when set, else
+// in embedded mode from stream.maxBytesPercent of the volume's size (any quantity the
+// schema allows), else (external NATS) it is 0; SETGATE_STREAM_DISCARD from stream.discard.
+func TestStreamCapacity(t *testing.T) {
+	ext := "ci/external-nats-values.yaml"
+	tests := []struct {
+		name        string
+		values      valueSet
+		wantMax     string
+		wantDiscard string
+	}{
+		{"defaults: 80% of 1Gi", valueSet{}, "858993459", "new"},
+		{"10Gi", valueSet{set: []string{"nats.embedded.persistence.size=10Gi"}}, "8589934592", "new"},
+		{"fractional 1.5Gi", valueSet{set: []string{"nats.embedded.persistence.size=1.5Gi"}}, "1288490188", "new"},
+		{"decimal 500M", valueSet{set: []string{"nats.embedded.persistence.size=500M"}}, "400000000", "new"},
+		{"plain bytes", valueSet{setString: []string{"nats.embedded.persistence.size=1000000"}}, "800000", "new"},
+		{"90% of 2Gi", valueSet{set: []string{"nats.embedded.persistence.size=2Gi", "stream.maxBytesPercent=90"}}, "1932735283", "new"},
+		{"explicit wins", valueSet{set: []string{"stream.maxBytes=700Mi", "stream.discard=old"}}, "700Mi", "old"},
+		{"emptyDir uses the size too", valueSet{set: []string{"nats.embedded.persistence.enabled=false"}}, "858993459", "new"},
+		{"external: no limit of its own", valueSet{files: []string{ext}}, "0", "new"},
+		{"external with a limit", valueSet{files: []string{ext}, set: []string{"stream.maxBytes=50Gi"}}, "50Gi", "new"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, tc.values)
+			env := r.env(t)
+			if got := env["SETGATE_STREAM_MAX_BYTES"]; got != tc.wantMax {
+				t.Errorf("SETGATE_STREAM_MAX_BYTES: want %q, got %q", tc.wantMax, got)
+			}
+			if got := env["SETGATE_STREAM_DISCARD"]; got != tc.wantDiscard {
+				t.Errorf("SETGATE_STREAM_DISCARD: want %q, got %q", tc.wantDiscard, got)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		values  valueSet
+		wantErr string
+	}{
+		{valueSet{set: []string{"stream.discard=oldest"}}, "/stream/discard"},
+		{valueSet{set: []string{"stream.maxBytes=1GB"}}, "/stream/maxBytes"},
+		{valueSet{set: []string{"stream.maxBytesPercent=0"}}, "/stream/maxBytesPercent"},
+		{valueSet{set: []string{"stream.maxBytesPercent=101"}}, "/stream/maxBytesPercent"},
+	} {
+		_, err := render(t, tc.values)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%+v: want an error with %q, got %v", tc.values, tc.wantErr, err)
+		}
+	}
 }

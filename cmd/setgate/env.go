@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +33,8 @@ type settings struct {
 	StreamManage      bool          `env:"STREAM_MANAGE" envDefault:"true" help:"create/update the stream at start (false: it must exist)"`
 	StreamReplicas    int           `env:"STREAM_REPLICAS" envDefault:"1" help:"stream replicas (3 on a NATS cluster)"`
 	StreamMaxAge      time.Duration `env:"STREAM_MAX_AGE" envDefault:"168h" help:"how long the stream keeps events"`
+	StreamMaxBytes    byteSize      `env:"STREAM_MAX_BYTES" envDefault:"0" help:"stream byte limit, e.g. 800Mi or 1G; 0 or -1: none (the server's storage limit applies)"`
+	StreamDiscard     string        `env:"STREAM_DISCARD" envDefault:"new" help:"when the stream is full: new (refuse: pushes get 503) or old (remove the oldest events)"`
 	DuplicateWindow   time.Duration `env:"DUPLICATE_WINDOW" envDefault:"1h" help:"JetStream de-duplication window (same iss+jti)"`
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
 	PublicURL         string        `env:"PUBLIC_URL" help:"externally reachable base URL of the push receiver"`
@@ -96,6 +100,11 @@ func (s *settings) validate() error {
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		return fmt.Errorf("environment: SETGATE_STREAM_REPLICAS must be 1 to 5")
 	}
+	switch s.StreamDiscard {
+	case "new", "old":
+	default:
+		return fmt.Errorf("environment: SETGATE_STREAM_DISCARD=%q: want new or old", s.StreamDiscard)
+	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		return fmt.Errorf("environment: SETGATE_TLS_CERT_FILE and SETGATE_TLS_KEY_FILE go together")
 	}
@@ -105,6 +114,45 @@ func (s *settings) validate() error {
 	if s.TLSClientCAFile != "" && s.TLSCertFile == "" {
 		return fmt.Errorf("environment: SETGATE_TLS_CLIENT_CA_FILE needs SETGATE_TLS_CERT_FILE")
 	}
+	return nil
+}
+
+// byteSize is a byte count written as an integer with an optional
+// Kubernetes-style suffix: k, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti
+// (powers of 1024). A negative value means "no limit" and is kept as -1.
+type byteSize int64
+
+// byteUnits are the accepted suffixes, longest first.
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+}
+
+// UnmarshalText parses a byte size such as 65536, 800Mi or 1G.
+func (b *byteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a byte size like 800Mi, 1G or 1073741824", string(text))
+	}
+	if n < 0 {
+		*b = -1
+		return nil
+	}
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is too large", string(text))
+	}
+	*b = byteSize(n * mult)
 	return nil
 }
 

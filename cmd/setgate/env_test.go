@@ -36,6 +36,9 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{"bad replicas", map[string]string{"SETGATE_STREAM_REPLICAS": "7"}, "SETGATE_STREAM_REPLICAS"},
 		{"tls half", map[string]string{"SETGATE_TLS_CERT_FILE": "/c.pem"}, "SETGATE_TLS_KEY_FILE"},
 		{"client ca alone", map[string]string{"SETGATE_TLS_CLIENT_CA_FILE": "/ca.pem"}, "SETGATE_TLS_CLIENT_CA_FILE"},
+		{"bad max bytes", map[string]string{"SETGATE_STREAM_MAX_BYTES": "1GB"}, "SETGATE_STREAM_MAX_BYTES"},
+		{"max bytes overflow", map[string]string{"SETGATE_STREAM_MAX_BYTES": "9999999999Ti"}, "SETGATE_STREAM_MAX_BYTES"},
+		{"bad discard", map[string]string{"SETGATE_STREAM_DISCARD": "oldest"}, "SETGATE_STREAM_DISCARD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,5 +75,41 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"bogus"}, nil, &out, &out); err == nil {
 		t.Fatal("want error for unknown command")
+	}
+}
+
+func TestStreamMaxBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"", 0},
+		{"0", 0},
+		{"-1", -1},
+		{"-5", -1},
+		{"65536", 65536},
+		{"800Mi", 800 << 20},
+		{"1Gi", 1 << 30},
+		{"1G", 1_000_000_000},
+		{"512k", 512_000},
+		{"2Ti", 2 << 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			vars := map[string]string{}
+			if tt.in != "" {
+				vars["SETGATE_STREAM_MAX_BYTES"] = tt.in
+			}
+			s, err := loadSettings(vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(s.StreamMaxBytes) != tt.want || s.StreamDiscard != "new" {
+				t.Fatalf("want %d bytes, discard new; got %d, %q", tt.want, s.StreamMaxBytes, s.StreamDiscard)
+			}
+			if got := bridgeConfig(s); got.StreamMaxBytes != tt.want || got.StreamDiscard != "new" {
+				t.Fatalf("bridge config: want %d, new; got %d, %q", tt.want, got.StreamMaxBytes, got.StreamDiscard)
+			}
+		})
 	}
 }

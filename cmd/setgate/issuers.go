@@ -5,13 +5,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/poller"
@@ -43,6 +47,10 @@ type issuerEntry struct {
 type pushBlock struct {
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	BearerTokenEnv  string `yaml:"bearer_token_env"`
+	// RateLimit is "<n>/<unit>", unit s, m or h (e.g. 100/s); Burst is
+	// how many may come at once (default: one second's worth, at least 1).
+	RateLimit rateText `yaml:"rate_limit"`
+	Burst     int      `yaml:"burst"`
 }
 
 type pollBlock struct {
@@ -74,6 +82,7 @@ type jwtBlock struct {
 type streamBlock struct {
 	Manage                  bool         `yaml:"manage"`
 	Delivery                string       `yaml:"delivery"`
+	StreamID                string       `yaml:"stream_id"`
 	EventsRequested         []string     `yaml:"events_requested"`
 	Description             string       `yaml:"description"`
 	AuthorizationHeaderFile string       `yaml:"authorization_header_file"`
@@ -112,6 +121,10 @@ type issuerSpec struct {
 	Name      string
 	Verify    verify.Config
 	PushToken string // bare bearer token; empty: no push
+	// PushRate caps authenticated pushes per second (0: no cap), with
+	// PushBurst at once.
+	PushRate  rate.Limit
+	PushBurst int
 	Poll      *pollSpec
 	Overrides map[string]string
 	// Discovery: jwks_uri (unless set) and the SSF endpoints come from
@@ -124,6 +137,7 @@ type issuerSpec struct {
 // streamSpec is a validated stream block.
 type streamSpec struct {
 	Delivery             string // "push" or "poll"
+	StreamID             string // pinned stream; "" finds or creates one
 	EventsRequested      []string
 	Description          string
 	PushAuthorization    string               // bare token the transmitter sends us (push)
@@ -243,7 +257,32 @@ func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]
 		seen[e.Name] = i
 		specs = append(specs, spec)
 	}
+	if err := checkSameIssuer(specs); err != nil {
+		return nil, err
+	}
 	return specs, nil
+}
+
+// checkSameIssuer refuses two entries with the same issuer and a common
+// audience. A SET is stored once, under a message id made of its iss, jti
+// and event type, by whichever entry receives it first; the other entry's
+// subjects would never carry it, so its consumers would miss it (README
+// "Issuers file"). One entry may carry both push and poll.
+func checkSameIssuer(specs []issuerSpec) error {
+	for i, a := range specs {
+		for _, b := range specs[i+1:] {
+			if a.Verify.Issuer != b.Verify.Issuer {
+				continue
+			}
+			for _, aud := range a.Verify.Audience {
+				if slices.Contains(b.Verify.Audience, aud) {
+					return fmt.Errorf("issuers %q and %q: both accept issuer %s with audience %q: a SET is stored once (its id is iss, jti and event type), under whichever entry receives it first, so the other's consumers would miss it; use one entry (it may have both push and poll)",
+						a.Name, b.Name, a.Verify.Issuer, aud)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (issuerSpec, error) {
@@ -306,6 +345,9 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 			return spec, err
 		}
 		spec.PushToken = token
+		if spec.PushRate, spec.PushBurst, err = e.Push.rateLimit(); err != nil {
+			return spec, err
+		}
 	}
 	if e.Poll != nil {
 		managedPoll := spec.Stream != nil && spec.Stream.Delivery == "poll"
@@ -328,6 +370,48 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 		spec.Overrides = e.Events.Subjects
 	}
 	return spec, nil
+}
+
+// rateText is push.rate_limit as written: a scalar, never a mapping or a
+// list, so a mistaken shape is named by its key and line.
+type rateText string
+
+// UnmarshalYAML accepts a scalar only.
+func (r *rateText) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: push.rate_limit: want a rate like 100/s (and push.burst beside it)", n.Line)
+	}
+	*r = rateText(n.Value)
+	return nil
+}
+
+// rateUnits are the units of push.rate_limit.
+var rateUnits = map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}
+
+// rateLimit parses push.rate_limit and push.burst; a zero limit means
+// none.
+func (b *pushBlock) rateLimit() (rate.Limit, int, error) {
+	if b.RateLimit == "" {
+		if b.Burst != 0 {
+			return 0, 0, errors.New("push.burst: needs push.rate_limit")
+		}
+		return 0, 0, nil
+	}
+	n, unit, ok := strings.Cut(string(b.RateLimit), "/")
+	per, known := rateUnits[unit]
+	count, err := strconv.ParseFloat(n, 64)
+	if !ok || !known || err != nil || count <= 0 || math.IsInf(count, 0) {
+		return 0, 0, fmt.Errorf("push.rate_limit: %q is not a positive rate like 100/s, 600/m or 1000/h", b.RateLimit)
+	}
+	limit := rate.Limit(count / per.Seconds())
+	burst := b.Burst
+	switch {
+	case burst < 0:
+		return 0, 0, errors.New("push.burst: must not be negative")
+	case burst == 0:
+		burst = max(int(math.Ceil(float64(limit))), 1)
+	}
+	return limit, burst, nil
 }
 
 // resolve validates a poll block. For a managed poll stream the
@@ -381,7 +465,10 @@ func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile f
 	if !b.Manage {
 		return nil, errors.New("stream.manage: only manage: true is supported; remove the stream block to leave the stream alone")
 	}
-	st := &streamSpec{Delivery: b.Delivery, EventsRequested: b.EventsRequested, Description: b.Description,
+	if strings.TrimSpace(b.StreamID) != b.StreamID || strings.ContainsFunc(b.StreamID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, errors.New("stream.stream_id: must not have surrounding white space or control characters")
+	}
+	st := &streamSpec{Delivery: b.Delivery, StreamID: b.StreamID, EventsRequested: b.EventsRequested, Description: b.Description,
 		VerificationInterval: time.Hour, VerificationTimeout: 2 * time.Minute}
 	switch b.Delivery {
 	case "push":

@@ -43,7 +43,11 @@ func FuzzParseIssuers(f *testing.F) {
 		ssfIssuer("push", "      authorization_header_file: /secrets/acme\n"),
 		ssfIssuer("poll", "      verification_interval: 30m\n      verification_timeout: 1m\n"),
 		ok + "    events:\n      subjects:\n        https://example.com/x: custom.thing\n",
+		ssfIssuer("poll", "      stream_id: f67e39a0a4d34d56b3aa1bc4cff0069f\n"),
+		ok + strings.NewReplacer("name: acme", "name: acme-eu", "audience: https://setgate.example/", "audience: https://eu.example/").Replace(goodIssuer),
 		// Broken ones.
+		ok + strings.Replace(goodIssuer, "name: acme", "name: acme-2", 1), // the same issuer and audience twice
+		ssfIssuer("poll", "      stream_id: \"\\tx\"\n"),
 		"",
 		"issuers: []",
 		"issuers: [",

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"strings"
 	"testing"
+
+	"golang.org/x/time/rate"
 )
 
 const goodIssuer = `
@@ -82,6 +85,16 @@ func TestParseIssuers(t *testing.T) {
 		{"poll unknown key", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      maxEvents: 5\n", `issuer "acme": poll.maxEvents: unknown key`},
 		{"neither push nor poll", strings.Replace("issuers:"+goodIssuer, "    push:\n      bearer_token_file: /secrets/acme\n", "", 1), `issuer "acme": push or poll: one is required`},
 		{"not yaml", "issuers: [", "yaml"},
+		{"rate limit ok", withPush("      rate_limit: 100/s\n      burst: 200\n"), ""},
+		{"rate limit per minute", withPush("      rate_limit: 0.5/m\n"), ""},
+		{"rate limit no unit", withPush("      rate_limit: 100\n"), `issuer "acme": push.rate_limit: "100" is not a positive rate`},
+		{"rate limit bad unit", withPush("      rate_limit: 100/d\n"), `issuer "acme": push.rate_limit:`},
+		{"rate limit zero", withPush("      rate_limit: 0/s\n"), `issuer "acme": push.rate_limit:`},
+		{"rate limit negative", withPush("      rate_limit: -1/s\n"), `issuer "acme": push.rate_limit:`},
+		{"rate limit object", withPush("      rate_limit: {rate: 100/s}\n"), `rate_limit`},
+		{"burst without rate", withPush("      burst: 10\n"), `issuer "acme": push.burst: needs push.rate_limit`},
+		{"negative burst", withPush("      rate_limit: 1/s\n      burst: -2\n"), `issuer "acme": push.burst: must not be negative`},
+		{"rate limit typo", withPush("      ratelimit: 1/s\n"), `issuer "acme": push.ratelimit: unknown key`},
 		{"ssf push stream", ssfIssuer("push", "      authorization_header_file: /secrets/acme\n"), ""},
 		{"ssf poll stream", ssfIssuer("poll", ""), "poll-only"},
 		{"ssf stream without discovery", strings.Replace(ssfIssuer("poll", ""), "    discovery: true\n", "    jwks_uri: https://sgnl.example/jwks\n", 1), `issuer "sgnl": stream: needs discovery: true`},
@@ -113,6 +126,38 @@ func TestParseIssuers(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("error leaks the secret: %q", err)
+			}
+		})
+	}
+}
+
+// withPush is goodIssuer with extra lines in its push block.
+func withPush(extra string) string {
+	return "issuers:" + goodIssuer + extra
+}
+
+func TestParseIssuersRateLimit(t *testing.T) {
+	tests := []struct {
+		extra     string
+		wantRate  rate.Limit
+		wantBurst int
+	}{
+		{"", 0, 0},
+		{"      rate_limit: 100/s\n      burst: 200\n", 100, 200},
+		{"      rate_limit: 100/s\n", 100, 100},
+		{"      rate_limit: 2.5/s\n", 2.5, 3},
+		{"      rate_limit: 60/m\n", 1, 1},
+		{"      rate_limit: 36/h\n      burst: 5\n", 0.01, 5},
+	}
+	files := map[string]string{"/secrets/acme": "s3cret\n"}
+	for _, tt := range tests {
+		t.Run(strings.TrimSpace(tt.extra), func(t *testing.T) {
+			specs, err := parseIssuers([]byte(withPush(tt.extra)), nil, readFake(files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := specs[0]; math.Abs(float64(got.PushRate-tt.wantRate)) > 1e-9 || got.PushBurst != tt.wantBurst {
+				t.Fatalf("want rate %v burst %d, got %v %d", tt.wantRate, tt.wantBurst, got.PushRate, got.PushBurst)
 			}
 		})
 	}

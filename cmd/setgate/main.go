@@ -1,16 +1,19 @@
 // The setgate binary receives Security Event Tokens (RFC 8417) by HTTP push
-// (RFC 8935), verifies each against its issuer's JWKS and publishes every
-// accepted event to NATS JetStream on a subject named after its type.
+// (RFC 8935), by HTTP poll (RFC 8936) and over OpenID Shared Signals (SSF
+// 1.0) streams it sets up at the transmitter, verifies each against its
+// issuer's JWKS and publishes every accepted event to NATS JetStream on a
+// subject named after its type.
 //
 // Usage:
 //
 //	setgate [serve]     run the gateway (configured by SETGATE_* variables)
-//	setgate demo        gateway + embedded NATS + a built-in transmitter
+//	setgate demo        gateway + embedded NATS + built-in push, poll and SSF transmitters
 //	setgate verify      run the gateway's verification of one SET
 //	setgate send        sign a SET with a key file and push it
 //	setgate tail        print the events arriving on the stream
 //	setgate bench       measure throughput and latency, check the stream
-//	setgate stream      manage an issuer's SSF stream (get|create|update|delete|verify)
+//	setgate stream      manage an issuer's SSF stream (get|create|update|replace|status|delete|verify)
+//	setgate subject     add or remove a subject of an issuer's SSF stream
 //	setgate version     print the version
 //
 // Run "setgate --help" for every variable and its default.
@@ -90,6 +93,8 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 		return benchVerb(ctx, args, vars, stdout, stderr)
 	case "stream":
 		return streamVerb(ctx, args, vars, stdout, stderr)
+	case "subject":
+		return subjectVerb(ctx, args, vars, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "setgate", version)
 		return nil
@@ -123,17 +128,20 @@ func hasFlags(fs *flag.FlagSet) bool {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `setgate receives Security Event Tokens by push (RFC 8935), verifies them
-against each issuer's JWKS and publishes every event to NATS JetStream.
+	fmt.Fprint(w, `setgate receives Security Event Tokens (RFC 8417) by HTTP push (RFC 8935), by HTTP
+poll (RFC 8936) and over OpenID Shared Signals (SSF 1.0) push or poll streams it sets up
+at the transmitter, verifies them against each issuer's JWKS and publishes every event
+to NATS JetStream.
 
 Usage:
   setgate [serve]    run the gateway (the default)
-  setgate demo       gateway + embedded NATS + a built-in transmitter, events printed
+  setgate demo       gateway + embedded NATS + built-in push, poll and SSF transmitters, events printed
   setgate verify     run the gateway's verification of one SET and print the verdict
   setgate send       sign a SET with a key file and push it (a small transmitter)
   setgate tail       print the events arriving on the stream, one line each
   setgate bench      measure push and poll throughput and latency, check the stream
-  setgate stream     get|create|update|delete|verify an issuer's SSF stream at its transmitter
+  setgate stream     get|create|update|replace|status|delete|verify an issuer's SSF stream at its transmitter
+  setgate subject    add|remove a subject of an issuer's SSF stream at its transmitter
   setgate version    print the version
   setgate <command> --help
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +47,12 @@ func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
 			return
 		}
 		err = app.issuers.apply(ctx, l.specs)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Superseded by a newer reload (or shutting down): nothing of
+		// this one is in force, and it is neither a success nor a failure.
+		app.log.Info("reload abandoned; nothing of it is in force", "reason", why, "cause", context.Cause(ctx))
+		return
 	}
 	if err != nil {
 		app.metrics.Reload(false)
@@ -104,18 +112,28 @@ func (app *gatewayApp) watchConfig(ctx context.Context) (loop func()) {
 		dirs = want
 	}
 	rewatch()
-	app.reload(ctx, "file changed", false)
+	q := newReloadQueue()
+	q.request("file changed", false)
 
 	return func() {
 		defer signal.Stop(hup)
 		if w != nil {
 			defer w.Close()
 		}
-		app.configLoop(ctx, w, hup, rewatch)
+		worker := make(chan struct{})
+		go func() {
+			defer close(worker)
+			q.run(ctx, func(ctx context.Context, r reloadRequest) {
+				app.reload(ctx, r.why, r.force)
+				rewatch()
+			})
+		}()
+		defer func() { <-worker }() // before the watcher closes: rewatch uses it
+		app.configLoop(ctx, w, hup, q)
 	}
 }
 
-func (app *gatewayApp) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, rewatch func()) {
+func (app *gatewayApp) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, q *reloadQueue) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if w != nil {
@@ -128,16 +146,89 @@ func (app *gatewayApp) configLoop(ctx context.Context, w *fsnotify.Watcher, hup 
 		case <-ctx.Done():
 			return
 		case <-hup:
-			app.reload(ctx, "SIGHUP", true)
-			rewatch()
+			q.request("SIGHUP", true)
 		case <-events:
 			debounce.Reset(reloadDebounce)
 		case err := <-errs:
 			app.log.Warn("file watch error", "err", err)
 		case <-debounce.C:
-			app.reload(ctx, "file changed", false)
-			rewatch()
+			q.request("file changed", false)
 		}
+	}
+}
+
+// errSuperseded is why a running reload is cancelled: a newer one was
+// asked for.
+var errSuperseded = errors.New("superseded by a newer reload")
+
+// reloadRequest is one asked-for reload.
+type reloadRequest struct {
+	why   string
+	force bool // apply even an unchanged file (SIGHUP)
+}
+
+// reloadQueue runs reloads one at a time, never on the request path. A
+// request made while a reload runs cancels that one (the newer file
+// supersedes it: its builds are abandoned and nothing of it comes in
+// force) and runs as soon as it has returned; requests made meanwhile
+// merge into one, forced if any of them was.
+type reloadQueue struct {
+	wake chan struct{}
+
+	mu      sync.Mutex
+	next    *reloadRequest // asked for, not started
+	running *reloadRequest
+	cancel  context.CancelCauseFunc // cancels running
+}
+
+func newReloadQueue() *reloadQueue {
+	return &reloadQueue{wake: make(chan struct{}, 1)}
+}
+
+// request asks for a reload and returns at once.
+func (q *reloadQueue) request(why string, force bool) {
+	q.mu.Lock()
+	r := reloadRequest{why: why, force: force}
+	for _, prev := range []*reloadRequest{q.next, q.running} {
+		if prev != nil {
+			r.force = r.force || prev.force
+		}
+	}
+	q.next = &r
+	if q.cancel != nil {
+		q.cancel(errSuperseded)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run runs the requested reloads until ctx is done.
+func (q *reloadQueue) run(ctx context.Context, reload func(context.Context, reloadRequest)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		}
+		q.mu.Lock()
+		r := q.next
+		if r == nil {
+			q.mu.Unlock()
+			continue
+		}
+		rctx, cancel := context.WithCancelCause(ctx)
+		q.next, q.running, q.cancel = nil, r, cancel
+		q.mu.Unlock()
+
+		reload(rctx, *r)
+
+		q.mu.Lock()
+		q.running, q.cancel = nil, nil
+		q.mu.Unlock()
+		cancel(nil)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"reflect"
 	"sort"
@@ -41,6 +42,12 @@ type liveIssuer struct {
 // liveIssuers is the running issuer set. apply swaps it for a new
 // configuration: unchanged issuers keep running untouched, added and
 // changed ones get a new verifier (and poll loop), removed ones stop.
+//
+// Building an issuer (SSF discovery, the first JWKS fetch, the poll
+// lease) happens outside every lock: the request path and /issuers read
+// the set through cur, an immutable snapshot swapped atomically, and
+// never wait for a build. swapMu is held only while a finished build is
+// swapped in (no I/O under it).
 type liveIssuers struct {
 	s      settings
 	log    *slog.Logger
@@ -52,85 +59,187 @@ type liveIssuers struct {
 	// outbound policy (no redirects, a timeout, answers capped).
 	httpClient *http.Client
 
-	mu   sync.Mutex
-	live map[string]*liveIssuer
+	// cur is the running set; read lock-free, replaced under swapMu.
+	cur    atomic.Pointer[issuerSet]
+	swapMu sync.Mutex
+	closed bool // stopAll ran: a late build must not start anything (under swapMu)
+
+	statesMu sync.Mutex
 	// states keeps each issuer's requested verification states across
 	// rebuilds, so a reload does not turn an answer into invalid_state.
 	states map[string]*verify.States
-	closed bool // stopAll ran: a late reload must not start anything
+}
+
+// issuerSet is one immutable version of the running issuers.
+type issuerSet struct {
+	byName map[string]*liveIssuer
+	sorted []*liveIssuer // by name
+}
+
+func newIssuerSet(m map[string]*liveIssuer) *issuerSet {
+	set := &issuerSet{byName: m, sorted: make([]*liveIssuer, 0, len(m))}
+	for _, name := range sortedNames(m) {
+		set.sorted = append(set.sorted, m[name])
+	}
+	return set
 }
 
 // newLiveIssuers returns an empty set; poll loops hand SETs to in.
 func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in poller.Intake, gw *gateway.Server) *liveIssuers {
-	return &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
-		live: make(map[string]*liveIssuer), states: make(map[string]*verify.States),
+	l := &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
+		states:     make(map[string]*verify.States),
 		httpClient: outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes}.Client()}
+	l.cur.Store(newIssuerSet(map[string]*liveIssuer{}))
+	return l
 }
 
-// apply makes specs the running configuration. It builds everything new
-// first, so a failure leaves the old configuration in force; then it swaps
-// the gateway's issuers atomically (in-flight pushes finish on the old
-// ones) and stops what was removed or replaced.
+// apply makes specs the running configuration. It builds every new or
+// changed issuer first, in parallel and outside any lock, so a failure
+// leaves the old configuration in force and a slow issuer delays only
+// itself; then it swaps the set atomically (in-flight pushes finish on
+// the old issuers) and retires what was removed or replaced. Callers
+// serialise applies (the reload queue does); a cancelled ctx abandons
+// the builds and changes nothing.
 func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return errors.New("shutting down")
+	cur := l.cur.Load()
+	type job struct {
+		spec issuerSpec
+		li   *liveIssuer
+		err  error
 	}
-
-	next := make(map[string]*liveIssuer, len(specs))
-	var built []*liveIssuer
+	var jobs []*job
 	for _, spec := range specs {
-		if old, ok := l.live[spec.Name]; ok && reflect.DeepEqual(old.spec, spec) {
-			next[spec.Name] = old
+		if old, ok := cur.byName[spec.Name]; ok && reflect.DeepEqual(old.spec, spec) {
 			continue
 		}
-		li, err := l.build(ctx, spec)
-		if err != nil {
-			for _, b := range built {
-				b.stop()
-				b.closeVerifier()
-			}
-			return err
+		jobs = append(jobs, &job{spec: spec})
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { j.li, j.err = l.buildBounded(ctx, j.spec) })
+	}
+	wg.Wait()
+
+	built := make(map[string]*liveIssuer, len(jobs))
+	var errs []error
+	for _, j := range jobs {
+		if j.err != nil {
+			errs = append(errs, j.err)
+			continue
 		}
-		built = append(built, li)
-		next[spec.Name] = li
+		built[j.spec.Name] = j.li
+	}
+	if err := context.Cause(ctx); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
+	discard := func() {
+		for _, li := range built {
+			li.discard()
+		}
+	}
+	if len(errs) > 0 {
+		discard()
+		return errors.Join(errs...)
 	}
 
+	l.swapMu.Lock()
+	if l.closed {
+		l.swapMu.Unlock()
+		discard()
+		return errors.New("shutting down")
+	}
+	// The set may have changed since the plan (an issuer rebuilt after
+	// rediscovery): unchanged issuers keep whatever instance runs now.
+	cur = l.cur.Load()
+	next := make(map[string]*liveIssuer, len(specs))
+	for _, spec := range specs {
+		if li, ok := built[spec.Name]; ok {
+			next[spec.Name] = li
+		} else if old := cur.byName[spec.Name]; old != nil {
+			next[spec.Name] = old
+		}
+	}
 	l.swap(next)
+	l.swapMu.Unlock()
 
 	// Retire what is gone or replaced; a replaced poll loop stops (and
 	// acknowledges) before its successor starts.
-	var retiring []*liveIssuer
-	for name, old := range l.live {
-		if next[name] != old {
-			retiring = append(retiring, old)
-		}
+	for name, li := range built {
+		go l.handOver(cur.byName[name], li)
 	}
-	l.live = next
-	for _, li := range built {
-		var prev *liveIssuer
-		for _, old := range retiring {
-			if old.spec.Name == li.spec.Name {
-				prev = old
-			}
-		}
-		go l.handOver(prev, li)
-	}
-	for _, old := range retiring {
-		if next[old.spec.Name] == nil {
+	for name, old := range cur.byName {
+		if next[name] == nil {
 			go l.retire(old)
 		}
 	}
 	return nil
 }
 
+// buildBounded builds spec under a bound of last resort: discovery and
+// the first JWKS fetch have their own timeouts, and nothing else a build
+// waits for may hold a reload longer than this.
+func (l *liveIssuers) buildBounded(ctx context.Context, spec issuerSpec) (*liveIssuer, error) {
+	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout+l.s.JWKSFetchTimeout+buildSlack)
+	defer cancel()
+	return l.build(ctx, spec)
+}
+
+// buildSlack is what an issuer's build may take beyond its discovery and
+// first JWKS fetch (the poll lease lookup in NATS).
+const buildSlack = 30 * time.Second
+
+// statesFor returns the verification states kept for issuer name.
+func (l *liveIssuers) statesFor(name string) *verify.States {
+	l.statesMu.Lock()
+	defer l.statesMu.Unlock()
+	states, ok := l.states[name]
+	if !ok {
+		states = verify.NewStates(nil)
+		l.states[name] = states
+	}
+	return states
+}
+
+// newVerifier is verify.New bounded by ctx: the first JWKS fetch inside
+// it is bounded by SETGATE_JWKS_FETCH_TIMEOUT but not cancelled by ctx,
+// so a build that is abandoned (superseded, shut down) returns at once
+// and the verifier, once it exists, is closed.
+func newVerifier(ctx context.Context, cfg verify.Config, opts verify.Options) (*verify.Verifier, error) {
+	type result struct {
+		v   *verify.Verifier
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := verify.New(ctx, cfg, opts)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.v != nil {
+				r.v.Close()
+			}
+		}()
+		return nil, fmt.Errorf("issuer %q: first jwks fetch abandoned: %w", cfg.Name, context.Cause(ctx))
+	}
+}
+
+// build makes a running issuer of spec (not started: handOver runs it).
+// li.spec stays spec as configured, so a reload of the same file finds
+// it unchanged; what discovery filled in is in the verifier's Config.
 func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, error) {
 	var meta *ssf.Metadata
+	cfg := spec.Verify
 	if spec.Discovery {
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("issuer %q: ssf discovery abandoned: %w", spec.Name, context.Cause(ctx))
+		}
 		if err != nil {
 			// Do not hold the other issuers hostage: run this one in a
 			// pending state (pushes get 503) and keep trying.
@@ -138,17 +247,12 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 			return l.pending(ctx, spec, err), nil
 		}
 		meta = m
-		if spec.Verify.JWKSURI == "" {
-			spec.Verify.JWKSURI = m.JWKSURI
+		if cfg.JWKSURI == "" {
+			cfg.JWKSURI = m.JWKSURI
 		}
 	}
-	states, ok := l.states[spec.Name]
-	if !ok {
-		states = verify.NewStates(nil)
-		l.states[spec.Name] = states
-	}
-	v, err := verify.New(ctx, spec.Verify, verify.Options{
-		States:             states,
+	v, err := newVerifier(ctx, cfg, verify.Options{
+		States:             l.statesFor(spec.Name),
 		FetchTimeout:       l.s.JWKSFetchTimeout,
 		RefreshInterval:    l.s.JWKSRefresh,
 		MinRefreshInterval: l.s.JWKSMinRefresh,
@@ -165,7 +269,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	}
 	var streamReady chan ssf.StreamConfig
 	if spec.Stream != nil {
-		if streamReady, err = l.buildManager(li); err != nil {
+		if streamReady, err = l.buildManager(ctx, li); err != nil {
 			return fail(err)
 		}
 		tasks = append(tasks, func(ctx context.Context) { _ = li.mgr.Run(ctx) })
@@ -214,13 +318,18 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 			return nil, fmt.Errorf("issuer %q: poll.oauth2: %w", spec.Name, err)
 		}
 	}
-	newLoop := func(endpoint string) (*poller.Loop, error) {
+	newLoop := func(endpoint string, streamAuth string) (*poller.Loop, error) {
+		a := auth
+		if streamAuth != "" { // the stream's own poll credential (delivery.authorization_header)
+			a = authorizationHeader(streamAuth)
+		}
 		return poller.New(poller.Config{
 			Source:          li.source,
 			Endpoint:        endpoint,
 			MaxEvents:       spec.Poll.MaxEvents,
 			LongPollTimeout: spec.Poll.LongPollTimeout,
-			Auth:            auth,
+			TimeoutMargin:   pollTimeoutMargin(spec.Poll.LongPollTimeout),
+			Auth:            a,
 			Lease:           lease,
 			ShutdownTimeout: min(5*time.Second, l.s.ShutdownTimeout/2),
 			Logger:          l.log, // the loop adds issuer and delivery
@@ -233,16 +342,17 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 		}
 	}
 	if streamReady == nil {
-		loop, err := newLoop(spec.Poll.Endpoint)
+		loop, err := newLoop(spec.Poll.Endpoint, "")
 		if err != nil {
 			return nil, fmt.Errorf("issuer %q: poll: %w", spec.Name, err)
 		}
 		return func(ctx context.Context) { runLoop(ctx, loop) }, nil
 	}
-	// A managed poll stream: poll the endpoint the transmitter names, and
-	// move to a new one when the stream is set up again with another.
+	// A managed poll stream: poll the endpoint the transmitter names, with
+	// the stream's authorization_header when it returned one, and move to
+	// a new loop when the stream is set up again with another of either.
 	return func(ctx context.Context) {
-		var endpoint string
+		var endpoint, streamAuth string
 		stop := func() {}
 		defer func() { stop() }()
 		for {
@@ -250,10 +360,10 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 			case <-ctx.Done():
 				return
 			case st := <-streamReady:
-				if st.Delivery.EndpointURL == endpoint {
+				if st.Delivery.EndpointURL == endpoint && st.Delivery.AuthorizationHeader == streamAuth {
 					continue
 				}
-				loop, err := newLoop(st.Delivery.EndpointURL)
+				loop, err := newLoop(st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader)
 				if err != nil {
 					l.log.Error("poll stream endpoint refused", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL, "err", err)
 					continue
@@ -262,11 +372,35 @@ func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady
 					l.log.Info("poll stream endpoint changed", "issuer", spec.Name, "endpoint", st.Delivery.EndpointURL)
 				}
 				stop() // the old loop acknowledges what it stored, then returns
-				endpoint = st.Delivery.EndpointURL
+				endpoint, streamAuth = st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader
 				stop = startLoop(ctx, func(ctx context.Context) { runLoop(ctx, loop) })
 			}
 		}
 	}, nil
+}
+
+// minPollWait is the least time setgate waits for a poll answer.
+const minPollWait = time.Minute
+
+// pollTimeoutMargin is the poll loop's TimeoutMargin for a configured
+// long_poll_timeout (0: the default): setgate waits for a poll answer up
+// to 2 × long_poll_timeout + 10 s, and at least minPollWait, since
+// transmitters hold a poll as long as they choose (README "Poll").
+func pollTimeoutMargin(longPoll time.Duration) time.Duration {
+	if longPoll == 0 {
+		longPoll = poller.DefaultLongPollTimeout
+	}
+	return max(poller.DefaultTimeoutMargin, minPollWait-2*longPoll)
+}
+
+// authorizationHeader is a poller.Auth that sends a fixed Authorization
+// header value: a poll stream's delivery.authorization_header (SSF 1.0
+// §8.1.1), which the transmitter chose and setgate sends as it is.
+type authorizationHeader string
+
+func (h authorizationHeader) Authorize(_ context.Context, req *http.Request) error {
+	req.Header.Set("Authorization", string(h))
+	return nil
 }
 
 // startLoop runs run in a goroutine under a child of ctx; the returned
@@ -296,9 +430,11 @@ func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error)
 			dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
 			cancel()
-			if err == nil {
-				l.rebuild(ctx, spec.Name)
+			if err == nil && l.rebuild(ctx, li) {
 				return
+			}
+			if err == nil {
+				continue // the rebuild failed and was logged; try again later
 			}
 			li.discoveryErr.Store(err.Error())
 			l.log.Warn("ssf discovery failed again", "issuer", spec.Name, "err", err, "retry_in", 2*wait)
@@ -341,35 +477,41 @@ func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
 		li.discoveryErr.Store("")
 		if !reflect.DeepEqual(m, li.meta) {
 			l.log.Info("ssf metadata changed; rebuilding the issuer", "issuer", li.spec.Name)
-			l.rebuild(ctx, li.spec.Name)
-			return
+			if l.rebuild(ctx, li) {
+				return
+			}
 		}
 	}
 }
 
-// rebuild replaces the running issuer called name with a freshly built
-// one of the same configuration (new discovery, verifier, stream manager
-// and poll loop), as a reload would.
-func (l *liveIssuers) rebuild(ctx context.Context, name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	old := l.live[name]
-	if l.closed || old == nil {
-		return
-	}
-	li, err := l.build(ctx, old.spec)
+// rebuild replaces old, if it still runs, with a freshly built issuer of
+// the same configuration (new discovery, verifier, stream manager and
+// poll loop), as a reload would. The build runs outside every lock; if a
+// reload replaced or removed old meanwhile, the build is discarded. It
+// reports whether old is done with: replaced, or no longer running.
+func (l *liveIssuers) rebuild(ctx context.Context, old *liveIssuer) bool {
+	name := old.spec.Name
+	li, err := l.buildBounded(ctx, old.spec)
 	if err != nil {
+		if ctx.Err() != nil {
+			return true // old was retired meanwhile: its context is done
+		}
 		l.log.Error("issuer rebuild failed; the previous one stays", "issuer", name, "err", err)
-		return
+		return false
 	}
-	next := make(map[string]*liveIssuer, len(l.live))
-	for n, x := range l.live {
-		next[n] = x
+	l.swapMu.Lock()
+	cur := l.cur.Load()
+	if l.closed || cur.byName[name] != old {
+		l.swapMu.Unlock()
+		li.discard()
+		return true
 	}
+	next := maps.Clone(cur.byName)
 	next[name] = li
 	l.swap(next)
-	l.live = next
+	l.swapMu.Unlock()
 	go l.handOver(old, li)
+	return true
 }
 
 // discoveryTimeout bounds reading an issuer's SSF metadata.
@@ -377,7 +519,7 @@ const discoveryTimeout = 15 * time.Second
 
 // buildManager sets up the SSF stream manager of li. The returned channel
 // yields the stream configuration once it is set up (for poll streams).
-func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error) {
+func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ssf.StreamConfig, error) {
 	spec := li.spec
 	log := l.log.With("issuer", spec.Name)
 	cfg, err := streamManagerConfig(spec, li.meta, l.s.PublicURL, l.httpClient, log)
@@ -385,6 +527,13 @@ func (l *liveIssuers) buildManager(li *liveIssuer) (chan ssf.StreamConfig, error
 		return nil, fmt.Errorf("issuer %q: %w", spec.Name, err)
 	}
 	cfg.States = li.verifier.States()
+	rctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	rec, err := l.br.StreamRecord(rctx, spec.Name)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: stream record: %w", spec.Name, err)
+	}
+	cfg.Memory = rec
 	ready := make(chan ssf.StreamConfig, 1)
 	cfg.OnStream = func(sc ssf.StreamConfig) {
 		select {
@@ -428,6 +577,7 @@ func streamManagerConfig(spec issuerSpec, meta *ssf.Metadata, publicURL string, 
 		Description:          st.Description,
 		VerificationInterval: st.VerificationInterval,
 		VerificationTimeout:  st.VerificationTimeout,
+		StreamID:             st.StreamID,
 		Client:               ssf.New(meta, auth, hc, log),
 		Logger:               log,
 	}
@@ -446,11 +596,10 @@ func streamPushEndpoint(publicURL, name string) string {
 	return strings.TrimRight(publicURL, "/") + "/events/" + name
 }
 
-// get returns the running issuer called name, or nil.
+// get returns the running issuer called name, or nil. It takes no lock:
+// the request path never waits for a reload.
 func (l *liveIssuers) get(name string) *liveIssuer {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.live[name]
+	return l.cur.Load().byName[name]
 }
 
 // closeVerifier stops the verifier's JWKS refresh (a pending issuer has none).
@@ -460,12 +609,24 @@ func (li *liveIssuer) closeVerifier() {
 	}
 }
 
-// swap makes next the gateway's issuers.
+// discard drops an issuer that was built but never swapped in (its tasks
+// never ran).
+func (li *liveIssuer) discard() {
+	li.stop()
+	li.closeVerifier()
+}
+
+// swap makes next the running set and the gateway's issuers. The caller
+// holds swapMu.
 func (l *liveIssuers) swap(next map[string]*liveIssuer) {
-	push := make([]gateway.Issuer, 0, len(next))
-	for _, name := range sortedNames(next) {
-		li := next[name]
-		push = append(push, gateway.Issuer{Source: li.source, Push: gateway.NewCredential(li.spec.PushToken)})
+	set := newIssuerSet(next)
+	l.cur.Store(set)
+	push := make([]gateway.Issuer, 0, len(set.sorted))
+	for _, li := range set.sorted {
+		push = append(push, gateway.Issuer{
+			Source: li.source, Push: gateway.NewCredential(li.spec.PushToken),
+			RateLimit: li.spec.PushRate, Burst: li.spec.PushBurst,
+		})
 	}
 	l.gw.SetIssuers(push)
 }
@@ -488,12 +649,14 @@ func (l *liveIssuers) retire(li *liveIssuer) {
 }
 
 // stopAll stops every poll loop (each finishes its batch and sends its
-// acknowledge-only request), bounded by ctx.
+// acknowledge-only request), bounded by ctx. Builds that finish later are
+// discarded.
 func (l *liveIssuers) stopAll(ctx context.Context) error {
-	l.mu.Lock()
-	all := l.live
-	l.live, l.closed = map[string]*liveIssuer{}, true
-	l.mu.Unlock()
+	l.swapMu.Lock()
+	all := l.cur.Load().sorted
+	l.cur.Store(newIssuerSet(map[string]*liveIssuer{}))
+	l.closed = true
+	l.swapMu.Unlock()
 	var wg sync.WaitGroup
 	for _, li := range all {
 		wg.Add(1)
@@ -509,15 +672,10 @@ func (l *liveIssuers) stopAll(ctx context.Context) error {
 	}
 }
 
-// snapshot returns the running issuers, sorted by name.
+// snapshot returns the running issuers, sorted by name. It takes no lock;
+// the slice is shared and must not be modified.
 func (l *liveIssuers) snapshot() []*liveIssuer {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]*liveIssuer, 0, len(l.live))
-	for _, name := range sortedNames(l.live) {
-		out = append(out, l.live[name])
-	}
-	return out
+	return l.cur.Load().sorted
 }
 
 func sortedNames(m map[string]*liveIssuer) []string {

@@ -85,6 +85,9 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 	if err = app.metrics.Register(gateway.NewStateCollector(app.state)); err != nil {
 		return nil, err
 	}
+	if err = app.metrics.Register(gateway.NewStreamCollector(app.br.Monitor().Stats)); err != nil {
+		return nil, err
+	}
 	app.issuers = newLiveIssuers(s, log, app.br, intake, app.gw)
 	observed.live = app.issuers
 	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
@@ -134,6 +137,7 @@ func bridgeConfig(s settings) bridge.Config {
 		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
 		Stream: s.Stream, SubjectPrefix: s.SubjectPrefix, StreamManage: s.StreamManage,
 		StreamReplicas: s.StreamReplicas, StreamMaxAge: s.StreamMaxAge, DuplicateWindow: s.DuplicateWindow,
+		StreamMaxBytes: int64(s.StreamMaxBytes), StreamDiscard: bridge.Discard(s.StreamDiscard),
 		PublishTimeout: s.PublishTimeout, Name: "setgate",
 	}
 }

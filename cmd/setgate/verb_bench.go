@@ -102,7 +102,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 		"PUBLISH_TIMEOUT", "MAX_CONCURRENT", "DUPLICATE_WINDOW", "LOG_LEVEL", "NATS_URL", "STREAM")
 	fs.StringVar(&o.mode, "mode", "", "push, poll or both (default both; push with --url)")
 	fs.StringVar(&o.alg, "alg", "", "ES256, RS256 or EdDSA (default ES256; with --url: from the key)")
-	fs.IntVar(&o.issuers, "issuers", 2, "issuers, each with its own transmitter and JWKS")
+	fs.IntVar(&o.issuers, "issuers", 2, "issuers, each with its own transmitter and JWKS; load is spread over them and the memory line shows what starting with them cost")
 	fs.IntVar(&o.keys, "keys", 1, "signing keys per issuer (all in its JWKS; SETs rotate over them)")
 	fs.IntVar(&o.events, "events", 1, "events per SET, 1 to 4 (more than 1: issuers use the rfc8417 profile)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent keep-alive push connections, and ceiling (b) goroutines")
@@ -533,11 +533,14 @@ func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, std
 		return nil, err
 	}
 	defer f.close()
+	memBefore := bench.ReadMemory()
 	gw, err := startBenchGateway(ctx, f, o.events, dir, vars, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer gw.stop() // on an early return; nothing left to do after the stop below
+	// Started means every issuer's verifier fetched its JWKS.
+	r.rep.Memory = bench.NewMemoryReport(len(gw.app.issuers.snapshot()), memBefore, bench.ReadMemory())
 	r.push = f.push
 	for _, is := range f.push {
 		r.targets = append(r.targets, bench.Target{URL: gw.app.pushURL + "/events/" + is.name, Bearer: is.bearer})

@@ -40,6 +40,30 @@ var eventFamilies = map[string]string{
 	"ssf":  "https://schemas.openid.net/secevent/ssf/event-type/",
 }
 
+// defaultPayloads is the payload "setgate send" signs for each event type
+// setgate knows when --payload is not given: the smallest one a strict
+// issuer accepts (CAEP 1.0 §3, RISC 1.0 §2, SSF 1.0 §8.1.4 and §8.1.5).
+// Types not listed get {}.
+var defaultPayloads = map[string]string{
+	eventFamilies["caep"] + "token-claims-change":      `{"claims":{"role":"user"}}`,
+	eventFamilies["caep"] + "credential-change":        `{"credential_type":"password","change_type":"update"}`,
+	eventFamilies["caep"] + "assurance-level-change":   `{"namespace":"NIST-AAL","current_level":"nist-aal2","previous_level":"nist-aal1","change_direction":"increase"}`,
+	eventFamilies["caep"] + "device-compliance-change": `{"previous_status":"compliant","current_status":"not-compliant"}`,
+	eventFamilies["caep"] + "risk-level-change":        `{"principal":"USER","current_level":"HIGH","previous_level":"LOW"}`,
+	eventFamilies["risc"] + "account-disabled":         `{"reason":"hijacking"}`,
+	eventFamilies["risc"] + "credential-compromise":    `{"credential_type":"password"}`,
+	eventFamilies["ssf"] + "stream-updated":            `{"status":"enabled"}`,
+	// verification: {} (no state: a receiver accepts it as the
+	// transmitter's own; a state it did not request is invalid_state).
+}
+
+// needsEmail lists the event types whose subject must be an email address
+// or a telephone number (RISC 1.0 §2.5, §2.6).
+var needsEmail = map[string]bool{
+	eventFamilies["risc"] + "identifier-changed":  true,
+	eventFamilies["risc"] + "identifier-recycled": true,
+}
+
 // sendVerb runs "setgate send": a small transmitter that signs one SET
 // with a private key from a file and pushes it (RFC 8935), or, with
 // --gen-key, writes a new key and prints its public JWKS.
@@ -58,7 +82,7 @@ func sendVerb(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	aud := fs.String("aud", "", "aud claim (left out when empty)")
 	event := fs.String("event", defaultSendEvent, "event type URI, or caep.<event>, risc.<event>, ssf.<event>")
 	email := fs.String("email", "", "subject: sub_id {format: email} (left out when empty; the ssf profile requires one)")
-	payload := fs.String("payload", "{}", "event payload, a JSON object")
+	payload := fs.String("payload", "", "event payload, a JSON object (default: a valid one for each event type setgate knows, else {})")
 	tokenFile := fs.String("token-file", "", "file holding the push bearer token (no token: no Authorization header)")
 	jti := fs.String("jti", "", "jti claim (default: random; repeat one to try de-duplication)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on the whole request")
@@ -111,6 +135,15 @@ func sendVerb(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	eventType, err := expandEvent(*event)
 	if err != nil {
 		return err
+	}
+	if *payload == "" {
+		*payload = "{}"
+		if p, ok := defaultPayloads[eventType]; ok {
+			*payload = p
+		}
+		if needsEmail[eventType] && *email == "" {
+			return fmt.Errorf("send: --event %s: its subject must be an email address: add --email", eventType)
+		}
 	}
 	if !json.Valid([]byte(*payload)) || !strings.HasPrefix(strings.TrimSpace(*payload), "{") {
 		return fmt.Errorf("send: --payload must be a JSON object, got %q", *payload)

@@ -20,49 +20,65 @@ import (
 )
 
 // streamActions are the sub-commands of "setgate stream".
-var streamActions = []string{"get", "create", "update", "delete", "verify"}
+var streamActions = []string{"get", "create", "update", "replace", "status", "delete", "verify"}
 
-// streamVerb runs "setgate stream get|create|update|delete|verify": the
-// SSF stream management serve does for an issuer's stream block, by hand.
-// It discovers the transmitter, builds the client and the stream
-// configuration exactly as serve does (create and update run the same
-// Manager.Ensure), and calls the transmitter's configuration, status and
-// verification endpoints with the stream block's credential.
+// streamVerb runs "setgate stream get|create|update|replace|status|delete|verify":
+// the SSF stream management serve does for an issuer's stream block, by
+// hand, and the receiver's side of SSF 1.0 §8 serve does not do on its
+// own (replace, status change). It discovers the transmitter, builds the
+// client and the stream configuration exactly as serve does (create and
+// update run the same Manager.Ensure), and calls the transmitter's
+// configuration, status and verification endpoints with the stream
+// block's credential.
 func streamVerb(ctx context.Context, args []string, vars map[string]string, stdout, stderr io.Writer) error {
-	fs := newVerbFlagSet("stream", "get|create|update|delete|verify [flags]", stdout,
+	fs := newVerbFlagSet("stream", "get|create|update|delete|verify|replace|status [flags]", stdout,
 		"Manage an issuer's SSF stream at its transmitter by hand, with the issuers file's stream block\n"+
 			"(discovery, credential, delivery, events_requested, description) as serve uses it:\n"+
-			"  get      list the streams at the configuration endpoint, each with its status\n"+
+			"  get      the stream (--stream-id or stream.stream_id), or every stream listed at the\n"+
+			"           configuration endpoint, each with its status\n"+
 			"  create   set up the stream serve would (reuse, update when different, or create)\n"+
-			"  update   the same as create\n"+
+			"  update   the same as create; with --stream-id, that stream\n"+
+			"  replace  PUT the whole configuration (events_requested, description, delivery) to the stream\n"+
+			"  status   enabled|paused|disabled [--reason TEXT]: ask the transmitter to change the status\n"+
 			"  delete   delete --stream-id ID, or --all-mine: the streams pushing to this setgate\n"+
 			"           (SETGATE_PUBLIC_URL/events/<issuer>) and every poll stream\n"+
 			"  verify   ask the transmitter for a verification event (without state, so a running\n"+
 			"           setgate accepts it as the transmitter's own)\n"+
-			"The issuers file is loaded as serve loads it, so the secrets it names must be readable.",
+			"Without --stream-id, replace, status and verify use stream.stream_id, else the only (or own)\n"+
+			"stream listed. The issuers file is loaded as serve loads it, so the secrets it names must be readable.",
 		"ISSUERS_FILE", "PUBLIC_URL", "SUBJECT_PREFIX", "LOG_LEVEL", "LOG_FORMAT")
 	issuersPath := fs.String("issuers", "", "issuers file (default $SETGATE_ISSUERS_FILE)")
 	name := fs.String("issuer", "", "name of the issuer in the file (may be left out when one issuer has a stream block)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	streamID := fs.String("stream-id", "", "the stream (delete: required unless --all-mine; verify: default the only or own stream)")
+	streamID := fs.String("stream-id", "", "the stream (delete: required unless --all-mine; others: default stream.stream_id, else the only or own stream)")
 	allMine := fs.Bool("all-mine", false, "delete: every stream pushing to this setgate's endpoint and every poll stream")
+	reason := fs.String("reason", "", "status: the reason given to the transmitter")
 	timeout := fs.Duration("timeout", time.Minute, "bound on the whole command")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || !slices.Contains(streamActions, pos[0]) {
+	if len(pos) == 0 || !slices.Contains(streamActions, pos[0]) {
 		fs.Usage()
 		if len(pos) == 0 {
 			return errors.New("stream: name an action: " + strings.Join(streamActions, ", "))
-		}
-		if len(pos) > 1 {
-			return fmt.Errorf("stream: want one action, got %q", pos)
 		}
 		return fmt.Errorf("stream: unknown action %q (want %s)", pos[0], strings.Join(streamActions, ", "))
 	}
 	action := pos[0]
 	fail := func(err error) error { return fmt.Errorf("stream %s: %w", action, err) }
+	var newStatus string
+	switch {
+	case action == "status" && len(pos) != 2:
+		return fail(errors.New("name the new status: enabled, paused or disabled"))
+	case action == "status":
+		newStatus = pos[1]
+		if !slices.Contains([]string{ssf.StatusEnabled, ssf.StatusPaused, ssf.StatusDisabled}, newStatus) {
+			return fail(fmt.Errorf("%q is not enabled, paused or disabled", newStatus))
+		}
+	case len(pos) > 1:
+		return fmt.Errorf("stream: want one action, got %q", pos)
+	}
 	switch {
 	case action != "delete" && *allMine:
 		return fail(errors.New("--all-mine is only for delete"))
@@ -70,52 +86,25 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 		return fail(errors.New("--stream-id and --all-mine exclude each other"))
 	case action == "delete" && !*allMine && *streamID == "":
 		return fail(errors.New("name the stream with --stream-id ID (see stream get), or use --all-mine"))
-	case (action == "get" || action == "create" || action == "update") && *streamID != "":
-		return fail(fmt.Errorf("--stream-id is only for delete and verify"))
+	case action == "create" && *streamID != "":
+		return fail(fmt.Errorf("--stream-id is not for create (update uses the stream it names)"))
+	case action != "status" && *reason != "":
+		return fail(errors.New("--reason is only for status"))
 	}
 
-	s, err := loadSettings(vars)
-	if err != nil {
-		return err
-	}
-	path := *issuersPath
-	if path == "" {
-		path = s.IssuersFile
-	}
-	if path == "" {
-		return fail(errors.New("name the issuers file with --issuers or SETGATE_ISSUERS_FILE"))
-	}
-	loaded, err := loadIssuers(path, vars)
+	sc, s, err := openStreamCommand(ctx, vars, *issuersPath, *name, *timeout, stdout, stderr)
 	if err != nil {
 		return fail(err)
 	}
-	spec, err := pickStreamIssuer(loaded.specs, *name)
-	if err != nil {
-		return fail(err)
+	defer sc.cancel()
+	ctx = sc.ctx
+	fail = func(err error) error { return fmt.Errorf("stream %s: issuer %q: %w", action, sc.spec.Name, err) }
+	if sc.cfgErr != nil && (action == "create" || action == "update" || action == "replace") {
+		return fail(sc.cfgErr) // push without SETGATE_PUBLIC_URL: nothing to create
 	}
-	fail = func(err error) error { return fmt.Errorf("stream %s: issuer %q: %w", action, spec.Name, err) }
-	if *timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-
-	log := newLogger(s, stderr).With("issuer", spec.Name)
-	calls := &streamCalls{next: http.DefaultTransport.(*http.Transport).Clone()}
-	// As serve: the outbound policy, and endpoints on the issuer's origin
-	// or stream.allowed_origins only.
-	hc := outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes, Transport: calls}.Client()
-	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.discoverOptions())
-	if err != nil {
-		return fail(fmt.Errorf("discovery: %w", err))
-	}
-	cfg, err := streamManagerConfig(spec, meta, s.PublicURL, hc, log)
-	if err != nil && (action == "create" || action == "update" || cfg.Client == nil) {
-		return fail(err) // push without SETGATE_PUBLIC_URL: nothing to create
-	}
-	sc := &streamCommand{spec: spec, meta: meta, cfg: cfg, client: cfg.Client, calls: calls, out: stdout, json: *asJSON}
-	if s.PublicURL != "" { // whatever the configured delivery: --all-mine also finds a push stream left from before
-		sc.pushTo = streamPushEndpoint(s.PublicURL, spec.Name)
+	sc.json = *asJSON
+	if *streamID != "" {
+		sc.cfg.StreamID = *streamID
 	}
 
 	switch action {
@@ -123,6 +112,10 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 		err = sc.get(ctx)
 	case "create", "update":
 		err = sc.ensure(ctx)
+	case "replace":
+		err = sc.replace(ctx)
+	case "status":
+		err = sc.setStatus(ctx, newStatus, *reason)
 	case "delete":
 		err = sc.delete(ctx, *streamID, *allMine)
 	case "verify":
@@ -130,12 +123,61 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 		if serr != nil {
 			return serr
 		}
-		err = sc.verify(ctx, *streamID, subjects.For(spec.Name, verify.EventVerification, spec.Overrides))
+		err = sc.verify(ctx, subjects.For(sc.spec.Name, verify.EventVerification, sc.spec.Overrides))
 	}
 	if err != nil {
 		return fail(err)
 	}
 	return nil
+}
+
+// openStreamCommand loads the issuers file, picks the issuer, discovers
+// its transmitter and builds the client as serve does. The command's
+// context (bounded by timeout) is sc.ctx; call sc.cancel when done.
+func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath, name string, timeout time.Duration, stdout, stderr io.Writer) (*streamCommand, settings, error) {
+	s, err := loadSettings(vars)
+	if err != nil {
+		return nil, s, err
+	}
+	path := issuersPath
+	if path == "" {
+		path = s.IssuersFile
+	}
+	if path == "" {
+		return nil, s, errors.New("name the issuers file with --issuers or SETGATE_ISSUERS_FILE")
+	}
+	loaded, err := loadIssuers(path, vars)
+	if err != nil {
+		return nil, s, err
+	}
+	spec, err := pickStreamIssuer(loaded.specs, name)
+	if err != nil {
+		return nil, s, err
+	}
+	cancel := func() {}
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	log := newLogger(s, stderr).With("issuer", spec.Name)
+	calls := &streamCalls{next: http.DefaultTransport.(*http.Transport).Clone()}
+	// As serve: the outbound policy, and endpoints on the issuer's origin
+	// or stream.allowed_origins only.
+	hc := outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes, Transport: calls}.Client()
+	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.discoverOptions())
+	if err != nil {
+		cancel()
+		return nil, s, fmt.Errorf("issuer %q: discovery: %w", spec.Name, err)
+	}
+	cfg, cfgErr := streamManagerConfig(spec, meta, s.PublicURL, hc, log)
+	if cfg.Client == nil { // the credential could not be built
+		cancel()
+		return nil, s, fmt.Errorf("issuer %q: %w", spec.Name, cfgErr)
+	}
+	sc := &streamCommand{ctx: ctx, cancel: cancel, spec: spec, meta: meta, cfg: cfg, cfgErr: cfgErr, client: cfg.Client, calls: calls, out: stdout}
+	if s.PublicURL != "" { // whatever the configured delivery: --all-mine also finds a push stream left from before
+		sc.pushTo = streamPushEndpoint(s.PublicURL, spec.Name)
+	}
+	return sc, s, nil
 }
 
 // pickStreamIssuer returns the issuer called name, which must have a
@@ -205,6 +247,11 @@ func (c *streamCalls) count() int {
 
 // streamCommand is one run of a stream action against one issuer.
 type streamCommand struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	// cfgErr is why cfg cannot create a stream (push without
+	// SETGATE_PUBLIC_URL); the client works regardless.
+	cfgErr error
 	spec   issuerSpec
 	meta   *ssf.Metadata
 	cfg    ssf.ManagerConfig
@@ -295,17 +342,42 @@ func (c *streamCommand) withStatus(ctx context.Context, v *streamView) {
 	v.Status, v.Reason = st.Status, st.Reason
 }
 
-// listStreams is GetStreams with a 404 taken as no stream (as Ensure does).
+// listStreams is GetStreams with a 404 taken as no stream (as Ensure
+// does); a transmitter that refuses to list is told apart.
 func (c *streamCommand) listStreams(ctx context.Context) ([]ssf.StreamConfig, error) {
 	streams, err := c.client.GetStreams(ctx)
-	if ssf.StatusCode(err) == http.StatusNotFound {
+	switch ssf.StatusCode(err) {
+	case http.StatusNotFound:
 		return nil, nil
+	case http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return nil, fmt.Errorf("%w (the transmitter does not list streams: name one with --stream-id or stream.stream_id; a running setgate shows its stream_id on /issuers)", err)
 	}
 	return streams, err
 }
 
-func (c *streamCommand) get(ctx context.Context) error {
+// streamID returns the stream an action is about: --stream-id or
+// stream.stream_id, else the only (or own) stream listed.
+func (c *streamCommand) streamID(ctx context.Context) (string, error) {
+	if c.cfg.StreamID != "" {
+		return c.cfg.StreamID, nil
+	}
 	streams, err := c.listStreams(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.defaultStream(streams)
+}
+
+func (c *streamCommand) get(ctx context.Context) error {
+	var streams []ssf.StreamConfig
+	var err error
+	if c.cfg.StreamID != "" {
+		var one ssf.StreamConfig
+		one, err = c.client.GetStream(ctx, c.cfg.StreamID)
+		streams = []ssf.StreamConfig{one}
+	} else {
+		streams, err = c.listStreams(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -369,6 +441,8 @@ func (c *streamCommand) ensure(ctx context.Context) error {
 	}
 	if result == "created" {
 		fmt.Fprintf(c.out, "\nCheck it with: setgate stream verify --issuer %s --stream-id %s\n", c.spec.Name, v.StreamID)
+		fmt.Fprintf(c.out, "For a transmitter that does not list streams, pin it in the issuers file (stream.stream_id: %s):\n"+
+			"a running setgate remembers only the streams it created or found itself.\n", v.StreamID)
 	}
 	return nil
 }
@@ -440,15 +514,10 @@ func (c *streamCommand) delete(ctx context.Context, id string, allMine bool) err
 	return errors.Join(errs...)
 }
 
-func (c *streamCommand) verify(ctx context.Context, id, subject string) error {
-	if id == "" {
-		streams, err := c.listStreams(ctx)
-		if err != nil {
-			return err
-		}
-		if id, err = c.defaultStream(streams); err != nil {
-			return err
-		}
+func (c *streamCommand) verify(ctx context.Context, subject string) error {
+	id, err := c.streamID(ctx)
+	if err != nil {
+		return err
 	}
 	// No state: a running setgate would answer a state it did not request
 	// with invalid_state; an event without one is the transmitter's own,
@@ -467,6 +536,72 @@ func (c *streamCommand) verify(ctx context.Context, id, subject string) error {
 	fmt.Fprintf(c.out, "issuer %s: verification requested for stream %s (without state)\n", c.spec.Name, id)
 	fmt.Fprintf(c.out, "The event is published on %s; watch it with:\n  setgate tail '%s'\n", subject, subject)
 	fmt.Fprintln(c.out, "A running setgate accepts it as the transmitter's own and counts it in /issuers\n(stream.detail.unsolicited_verifications).")
+	return nil
+}
+
+// replace sends the whole configuration (PUT, SSF 1.0 §8.1.1.4):
+// events_requested, description and delivery as serve would set them.
+func (c *streamCommand) replace(ctx context.Context) error {
+	id, err := c.streamID(ctx)
+	if err != nil {
+		return err
+	}
+	d := ssf.Delivery{Method: ssf.MethodPoll}
+	if c.cfg.Delivery == ssf.DeliveryPush {
+		d = ssf.Delivery{Method: ssf.MethodPush, EndpointURL: c.cfg.PushEndpoint}
+		if c.cfg.PushAuthorization != "" {
+			d.AuthorizationHeader = "Bearer " + c.cfg.PushAuthorization
+		}
+	}
+	sc, err := c.client.ReplaceStream(ctx, ssf.StreamConfig{StreamID: id, EventsRequested: c.cfg.EventsRequested, Description: c.cfg.Description, Delivery: d})
+	if err == nil && sc.StreamID == "" { // 202 without a body: read it back
+		sc, err = c.client.GetStream(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	v := newStreamView(sc)
+	c.withStatus(ctx, &v)
+	if c.json {
+		return c.printJSON(struct {
+			Issuer string     `json:"issuer"`
+			Result string     `json:"result"`
+			Stream streamView `json:"stream"`
+		}{c.spec.Name, "replaced", v})
+	}
+	fmt.Fprintf(c.out, "issuer %s: stream %s replaced\n\n", c.spec.Name, v.StreamID)
+	c.printView(v)
+	return nil
+}
+
+// setStatus asks the transmitter to change the stream's status (SSF 1.0
+// §8.1.2.2) and prints the status it answers.
+func (c *streamCommand) setStatus(ctx context.Context, status, reason string) error {
+	id, err := c.streamID(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := c.client.UpdateStatus(ctx, id, status, reason)
+	if err != nil {
+		return err
+	}
+	if st.StreamID == "" {
+		st.StreamID = id
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Issuer string `json:"issuer"`
+			ssf.StreamStatus
+		}{c.spec.Name, st})
+	}
+	fmt.Fprintf(c.out, "issuer %s: stream %s is %s", c.spec.Name, st.StreamID, st.Status)
+	if st.Reason != "" {
+		fmt.Fprintf(c.out, " (%s)", st.Reason)
+	}
+	fmt.Fprintln(c.out)
+	if st.Status != status {
+		fmt.Fprintf(c.out, "warning: asked for %s; the transmitter answered %s\n", status, st.Status)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 		"EMBEDDED_NATS_ADDR", "STREAM", "SUBJECT_PREFIX")
 	server := fs.String("server", "", "NATS URL(s), comma-separated (default $SETGATE_NATS_URL, else nats://$SETGATE_EMBEDDED_NATS_ADDR)")
 	stream := fs.String("stream", "", "JetStream stream (default $SETGATE_STREAM)")
-	asJSON := fs.Bool("json", false, "print each event's full envelope as one JSON line")
+	asJSON := fs.Bool("json", false, "print each event's full envelope as one JSON line, with nats_subject and stream_sequence first")
 	all := fs.Bool("all", false, "start with the oldest stored event instead of new ones only")
 	rejected := fs.Bool("rejected", false, "also print rejections announced on "+rejectedWildcard)
 	pos, err := parseInterspersed(fs, args)
@@ -174,7 +175,11 @@ func (p *tailPrinter) line(s string) {
 // event prints one stored event.
 func (p *tailPrinter) event(m jetstream.Msg) {
 	if p.json {
-		p.line(string(m.Data()))
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		p.line(string(jsonWithRouting(m.Data(), m.Subject(), seq)))
 		return
 	}
 	var env bridge.Envelope
@@ -188,7 +193,7 @@ func (p *tailPrinter) event(m jetstream.Msg) {
 		env.Issuer,
 		"jti=" + env.JTI,
 	}
-	if who := subjectSummary(env.SubID, env.Sub); who != "" {
+	if who := subjectSummary(env.SubID, env.Sub, env.Event); who != "" {
 		fields = append(fields, who)
 	}
 	fields = append(fields, payloadFacts(env.Event)...)
@@ -198,10 +203,32 @@ func (p *tailPrinter) event(m jetstream.Msg) {
 	p.line(strings.Join(fields, "  "))
 }
 
+// jsonWithRouting returns the JSON object body with "nats_subject" (and,
+// when seq is not 0, "stream_sequence") put first, so a --json line says
+// where the message was routed and where it sits in the stream. A body
+// that is not a JSON object is carried as the string "unreadable".
+func jsonWithRouting(body []byte, subject string, seq uint64) []byte {
+	subj, _ := json.Marshal(subject)
+	head := append([]byte(`{"nats_subject":`), subj...)
+	if seq != 0 {
+		head = fmt.Appendf(head, `,"stream_sequence":%d`, seq)
+	}
+	trimmed := bytes.TrimSpace(body)
+	if !json.Valid(trimmed) || len(trimmed) < 2 || trimmed[0] != '{' {
+		raw, _ := json.Marshal(string(body))
+		return append(append(head, `,"unreadable":`...), append(raw, '}')...)
+	}
+	rest := bytes.TrimSpace(trimmed[1:])
+	if rest[0] == '}' {
+		return append(head, '}')
+	}
+	return append(append(head, ','), rest...)
+}
+
 // rejection prints one announced rejection.
 func (p *tailPrinter) rejection(m *nats.Msg) {
 	if p.json {
-		p.line(string(m.Data))
+		p.line(string(jsonWithRouting(m.Data, m.Subject, 0)))
 		return
 	}
 	var r struct {
@@ -223,21 +250,37 @@ func (p *tailPrinter) rejection(m *nats.Msg) {
 
 // subjectSummary names the subject of a SET in a few characters: the
 // email, phone number, iss_sub, opaque id, URI… of an RFC 9493 subject
-// identifier (each member of an SSF complex subject, or the first alias),
-// else the RFC 8417 sub claim.
-func subjectSummary(subID json.RawMessage, sub string) string {
-	if len(subID) > 0 {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(subID, &m) == nil {
-			if s := identifierSummary(m); s != "" {
-				return s
-			}
-		}
+// identifier (each member of an SSF complex subject, or the first alias)
+// in sub_id, else the RFC 8417 sub claim, else the identifier in the event
+// payload's "subject" member (the CAEP 1.0 legacy form, before SSF moved
+// it to sub_id), formatted as sub_id is.
+func subjectSummary(subID json.RawMessage, sub string, event json.RawMessage) string {
+	if s := rawIdentifierSummary(subID); s != "" {
+		return s
 	}
 	if sub != "" {
 		return "sub=" + sub
 	}
+	var payload struct {
+		Subject json.RawMessage `json:"subject"`
+	}
+	if len(event) > 0 && json.Unmarshal(event, &payload) == nil {
+		return rawIdentifierSummary(payload.Subject)
+	}
 	return ""
+}
+
+// rawIdentifierSummary is identifierSummary of a JSON subject identifier,
+// or "" when raw is not a JSON object.
+func rawIdentifierSummary(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	return identifierSummary(m)
 }
 
 func identifierSummary(m map[string]json.RawMessage) string {

@@ -9,8 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -24,10 +27,11 @@ import (
 // the verdict. An accepted SET returns nil; a rejected one an error, so the
 // exit status is 0 or 1.
 func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newVerbFlagSet("verify", "[flags] [token|-]", stdout,
-		"Run the gateway's verification of one SET (the argument, or stdin when it is - or absent)\n"+
-			"and print the verdict: the RFC 8935 code and description, the decoded header and claims,\n"+
-			"and each event with the subject it would be published on. Exit status 0: accepted, 1: not.\n"+
+	fs := newVerbFlagSet("verify", "[flags] [file|-|token]", stdout,
+		"Run the gateway's verification of one SET and print the verdict: the RFC 8935 code and\n"+
+			"description, the decoded header and claims, and each event with the subject it would be\n"+
+			"published on. The argument is a file holding the SET, - (or nothing) for stdin, or the\n"+
+			"compact JWS itself. Exit status 0: accepted, 1: not.\n"+
 			"The issuers file is loaded as serve loads it, so the issuer's push secret must be readable.",
 		"ISSUERS_FILE", "SUBJECT_PREFIX", "MAX_BODY_BYTES", "JWKS_FETCH_TIMEOUT", "JWKS_REFRESH_INTERVAL",
 		"JWKS_MIN_REFRESH_INTERVAL", "LOG_LEVEL", "LOG_FORMAT")
@@ -124,18 +128,62 @@ func pickIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
 	return issuerSpec{}, fmt.Errorf("verify: no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
 }
 
-// readToken returns the SET from the single argument, or from stdin when
-// the argument is "-" or absent, reading at most limit+1 bytes so an
-// oversized SET can be reported as the gateway would.
+// readToken returns the SET named by the single argument: "-" (or no
+// argument) reads stdin, an existing file is read, and any other value
+// must itself look like a compact JWS (RFC 7515 §7.1). At most limit+1
+// bytes are read, so an oversized SET can be reported as the gateway
+// would.
 func readToken(pos []string, stdin io.Reader, limit int64) ([]byte, error) {
-	if len(pos) == 1 && pos[0] != "-" {
-		return []byte(strings.TrimSpace(pos[0])), nil
+	if len(pos) == 0 || pos[0] == "-" {
+		b, err := io.ReadAll(io.LimitReader(stdin, limit+1))
+		if err != nil {
+			return nil, fmt.Errorf("verify: read the SET from stdin: %w", err)
+		}
+		return bytes.TrimSpace(b), nil
 	}
-	b, err := io.ReadAll(io.LimitReader(stdin, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("verify: read the SET from stdin: %w", err)
+	arg := pos[0]
+	fi, statErr := os.Stat(arg)
+	switch {
+	case statErr == nil && fi.IsDir():
+		return nil, fmt.Errorf("verify: %s is a directory, not a file holding a SET", shortArg(arg))
+	case statErr == nil:
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, limit+1))
+		if err != nil {
+			return nil, fmt.Errorf("verify: read %s: %w", arg, err)
+		}
+		return bytes.TrimSpace(b), nil
+	case looksLikeJWS(strings.TrimSpace(arg)):
+		// A token is usually longer than a file name may be, so Stat
+		// fails with ENAMETOOLONG rather than "not exist".
+		return []byte(strings.TrimSpace(arg)), nil
+	case errors.Is(statErr, os.ErrNotExist):
+		return nil, fmt.Errorf("verify: %s: no such file, and not a compact JWS (header.payload.signature) either", shortArg(arg))
+	default:
+		return nil, fmt.Errorf("verify: %s: %w", shortArg(arg), errors.Unwrap(statErr))
 	}
-	return bytes.TrimSpace(b), nil
+}
+
+// compactJWS is the shape of a compact JWS: three base64url parts (the
+// payload and signature may be empty, padding is left to the verifier to
+// refuse).
+var compactJWS = regexp.MustCompile(`^[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*\.[A-Za-z0-9_=-]*$`)
+
+// looksLikeJWS reports whether s has the shape of a compact JWS.
+func looksLikeJWS(s string) bool { return compactJWS.MatchString(s) }
+
+// shortArg quotes an argument for an error message, cut to a readable
+// length.
+func shortArg(s string) string {
+	const max = 120
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // verdict is what "setgate verify" prints; with --json exactly this object.

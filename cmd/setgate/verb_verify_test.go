@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -96,7 +97,7 @@ func TestVerifyVerb(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+"/text", func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := verifyVerb(t.Context(), []string{"--issuers", issuers, "--issuer", "acme", tt.token}, map[string]string{}, strings.NewReader(""), &out, &errOut)
+			err := verifyVerb(t.Context(), []string{"--issuers", issuers, "--issuer", "acme", verbTokenArg(t, tt.token)}, map[string]string{}, strings.NewReader(""), &out, &errOut)
 			text := out.String()
 			if tt.wantCode == "" {
 				if err != nil {
@@ -124,7 +125,7 @@ func TestVerifyVerb(t *testing.T) {
 		t.Run(tt.name+"/json", func(t *testing.T) {
 			var out bytes.Buffer
 			// Flags after the token work too.
-			err := verifyVerb(t.Context(), []string{"--issuers", issuers, tt.token, "--json"}, map[string]string{}, strings.NewReader(""), &out, &bytes.Buffer{})
+			err := verifyVerb(t.Context(), []string{"--issuers", issuers, verbTokenArg(t, tt.token), "--json"}, map[string]string{}, strings.NewReader(""), &out, &bytes.Buffer{})
 			if (err == nil) != (tt.wantCode == "") {
 				t.Fatalf("want accepted=%v, got err %v", tt.wantCode == "", err)
 			}
@@ -166,12 +167,29 @@ func TestVerifyVerb(t *testing.T) {
 	}
 }
 
+// verbTokenArg is the verify argument for token: the token itself when it
+// has the shape of a compact JWS, else a file holding it.
+func verbTokenArg(tb testing.TB, token string) string {
+	tb.Helper()
+	if looksLikeJWS(token) {
+		return token
+	}
+	path := filepath.Join(tb.TempDir(), "set.jwt")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestVerifyVerbGolden compares the whole text output of `setgate verify`
 // with testdata/verify/<name>.golden, for an accepted SET and one SET per
 // error code verification can give, with the random parts (transmitter
-// URLs, kids) normalised. Run with -update to rewrite the files.
+// URLs, kids) normalised. Each SET is given in every form verify takes —
+// a file path, - with the SET on stdin, and the token itself when it has
+// the shape of a compact JWS — and each form must print the same. Run with
+// -update to rewrite the files.
 func TestVerifyVerbGolden(t *testing.T) {
 	tr := newVerbTransmitter(t)
 	rogue := newVerbTransmitter(t)
@@ -208,29 +226,46 @@ func TestVerifyVerbGolden(t *testing.T) {
 	}
 	kid := regexp.MustCompile(`[0-9a-f]{16}`)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			_ = verifyVerb(t.Context(), []string{"--issuers", issuers, tt.token}, map[string]string{}, strings.NewReader(""), &out, &bytes.Buffer{})
-			got := strings.ReplaceAll(out.String(), tr.Issuer(), "ISSUER/")
-			got = strings.ReplaceAll(got, rogue.Issuer(), "ROGUE/")
-			got = kid.ReplaceAllString(got, "KID")
-			path := filepath.Join("testdata", "verify", tt.name+".golden")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
+		file := filepath.Join(t.TempDir(), "set.jwt")
+		if err := os.WriteFile(file, []byte(tt.token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		forms := []struct {
+			name  string
+			arg   string
+			stdin string
+		}{
+			{"file", file, ""},
+			{"stdin", "-", tt.token + "\n"},
+		}
+		if looksLikeJWS(tt.token) {
+			forms = append(forms, struct{ name, arg, stdin string }{"token", tt.token, ""})
+		}
+		for _, form := range forms {
+			t.Run(tt.name+"/"+form.name, func(t *testing.T) {
+				var out bytes.Buffer
+				_ = verifyVerb(t.Context(), []string{"--issuers", issuers, form.arg}, map[string]string{}, strings.NewReader(form.stdin), &out, &bytes.Buffer{})
+				got := strings.ReplaceAll(out.String(), tr.Issuer(), "ISSUER/")
+				got = strings.ReplaceAll(got, rogue.Issuer(), "ROGUE/")
+				got = kid.ReplaceAllString(got, "KID")
+				path := filepath.Join("testdata", "verify", tt.name+".golden")
+				if *update && form.name == "file" {
+					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test -run TestVerifyVerbGolden -update ./cmd/setgate/ to create it)", err)
 				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestVerifyVerbGolden -update ./cmd/setgate/ to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (run with -update if the change is intended)\nwant\n%s\ngot\n%s", path, want, got)
-			}
-		})
+				if got != string(want) {
+					t.Errorf("output differs from %s (run with -update if the change is intended)\nwant\n%s\ngot\n%s", path, want, got)
+				}
+			})
+		}
 	}
 }
 
@@ -256,6 +291,12 @@ func TestVerifyVerbStdin(t *testing.T) {
 func TestVerifyVerbErrors(t *testing.T) {
 	tr := newVerbTransmitter(t)
 	issuers := verbIssuersFile(t, tr, "ES256")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "set.jwt")
+	bigFile := filepath.Join(dir, "big.jwt")
+	if err := os.WriteFile(bigFile, []byte(strings.Repeat("a", 100)+".e30.c2ln"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -266,7 +307,12 @@ func TestVerifyVerbErrors(t *testing.T) {
 		{"issuers file from the environment", []string{"--issuer", "nope", "tok"}, map[string]string{"SETGATE_ISSUERS_FILE": issuers}, `no issuer "nope" in the file (it has acme)`},
 		{"missing file", []string{"--issuers", filepath.Join(t.TempDir(), "none.yaml"), "tok"}, nil, "issuers file"},
 		{"two tokens", []string{"--issuers", issuers, "a", "b"}, nil, "at most one token"},
-		{"too large", []string{"--issuers", issuers, strings.Repeat("a", 100)}, map[string]string{"SETGATE_MAX_BODY_BYTES": "64"}, "larger than this receiver accepts"},
+		{"too large", []string{"--issuers", issuers, strings.Repeat("a", 100) + ".e30.c2ln"}, map[string]string{"SETGATE_MAX_BODY_BYTES": "64"}, "larger than this receiver accepts"},
+		{"too large file", []string{"--issuers", issuers, bigFile}, map[string]string{"SETGATE_MAX_BODY_BYTES": "64"}, "larger than this receiver accepts"},
+		{"no such file, not a JWS", []string{"--issuers", issuers, "set.jwt"}, nil, `"set.jwt": no such file, and not a compact JWS`},
+		{"no such file in a directory", []string{"--issuers", issuers, missing}, nil, strconv.Quote(missing) + ": no such file"},
+		{"directory", []string{"--issuers", issuers, dir}, nil, "is a directory"},
+		{"empty argument", []string{"--issuers", issuers, ""}, nil, `"": no such file`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

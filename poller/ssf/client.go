@@ -195,7 +195,8 @@ func (c *Client) Metadata() *Metadata { return c.meta }
 
 // GetStreams lists the receiver's streams (GET without stream_id). An
 // answer that is a single object instead of an array is taken as a list
-// of one.
+// of one. A listed stream whose iss is not the metadata's issuer is left
+// out (and logged): it is never used, however it is found.
 func (c *Client) GetStreams(ctx context.Context) ([]StreamConfig, error) {
 	const op = "list streams"
 	body, err := c.call(ctx, op, http.MethodGet, c.meta.ConfigurationEndpoint, "configuration_endpoint", nil, nil, http.StatusOK)
@@ -217,12 +218,18 @@ func (c *Client) GetStreams(ctx context.Context) ([]StreamConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssf: %s: %w: %v", op, ErrBadAnswer, err)
 	}
+	kept := list[:0]
 	for _, s := range list {
 		if err := c.checkStream(op, s, ""); err != nil {
+			if errors.Is(err, ErrIssuerMismatch) {
+				c.log.WarnContext(ctx, "ssf stream of another issuer left out", "stream_id", s.StreamID, "iss", s.Iss, "issuer", c.meta.Issuer)
+				continue
+			}
 			return nil, err
 		}
+		kept = append(kept, s)
 	}
-	return list, nil
+	return kept, nil
 }
 
 // GetStream reads one stream (GET ?stream_id=). A 404 is an [*HTTPError].
@@ -262,15 +269,28 @@ func (c *Client) CreateStream(ctx context.Context, req StreamConfig) (StreamConf
 }
 
 // UpdateStream sends cfg's receiver-supplied members as a partial update
-// (PATCH; stream_id required). Members left empty are not sent, so they
-// keep their value. A 202 (update pending) without a body returns a zero
-// StreamConfig and no error: read the stream again to see it.
+// (PATCH; stream_id required, sent in the body and, for transmitters that
+// read it there, as a query parameter). Members left empty are not sent,
+// so they keep their value. A 202 (update pending) without a body returns
+// a zero StreamConfig and no error: read the stream again to see it.
 func (c *Client) UpdateStream(ctx context.Context, cfg StreamConfig) (StreamConfig, error) {
-	const op = "update stream"
+	return c.change(ctx, "update stream", http.MethodPatch, cfg)
+}
+
+// ReplaceStream replaces the stream's receiver-supplied members with
+// cfg's (PUT, SSF 1.0 §8.1.1.4): members left empty are gone afterwards.
+// stream_id is sent in the body and as a query parameter; a 202 without
+// a body is handled as by UpdateStream.
+func (c *Client) ReplaceStream(ctx context.Context, cfg StreamConfig) (StreamConfig, error) {
+	return c.change(ctx, "replace stream", http.MethodPut, cfg)
+}
+
+func (c *Client) change(ctx context.Context, op, method string, cfg StreamConfig) (StreamConfig, error) {
 	if cfg.StreamID == "" {
 		return StreamConfig{}, fmt.Errorf("ssf: %s: stream_id is required", op)
 	}
-	body, err := c.call(ctx, op, http.MethodPatch, c.meta.ConfigurationEndpoint, "configuration_endpoint", nil, cfg.receiverFields(), http.StatusOK, http.StatusAccepted)
+	body, err := c.call(ctx, op, method, c.meta.ConfigurationEndpoint, "configuration_endpoint",
+		url.Values{"stream_id": {cfg.StreamID}}, cfg.receiverFields(), http.StatusOK, http.StatusAccepted)
 	if err != nil {
 		return StreamConfig{}, err
 	}
@@ -322,6 +342,61 @@ func (c *Client) RequestVerification(ctx context.Context, id, state string) erro
 	return err
 }
 
+// UpdateStatus asks the transmitter to change a stream's status (SSF 1.0
+// §8.1.2.2: POST status_endpoint {"stream_id","status","reason"}; 200 with
+// the status, or 202/204). reason "" is left out. The answer's status is
+// returned; after a 202 or 204 without a body it is what was asked for.
+func (c *Client) UpdateStatus(ctx context.Context, id, status, reason string) (StreamStatus, error) {
+	const op = "update stream status"
+	switch status {
+	case StatusEnabled, StatusPaused, StatusDisabled:
+	default:
+		return StreamStatus{}, fmt.Errorf("ssf: %s: status %q is not enabled, paused or disabled", op, status)
+	}
+	req := StreamStatus{StreamID: id, Status: status, Reason: reason}
+	body, err := c.call(ctx, op, http.MethodPost, c.meta.StatusEndpoint, "status_endpoint", url.Values{"stream_id": {id}}, req,
+		http.StatusOK, http.StatusAccepted, http.StatusNoContent)
+	if err != nil {
+		return StreamStatus{}, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	var st StreamStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		return StreamStatus{}, fmt.Errorf("ssf: %s: %w: %v", op, ErrBadAnswer, err)
+	}
+	if st.StreamID != "" && st.StreamID != id {
+		return StreamStatus{}, fmt.Errorf("ssf: %s: %w: asked for stream %q, got %q", op, ErrBadAnswer, id, st.StreamID)
+	}
+	return st, nil
+}
+
+// AddSubject adds a subject (an RFC 9493 subject identifier object) to a
+// stream (SSF 1.0 §8.1.3.2: POST add_subject_endpoint
+// {"stream_id","subject"[,"verified"]}; 200 or 204). verified nil leaves
+// the member out.
+func (c *Client) AddSubject(ctx context.Context, id string, subject json.RawMessage, verified *bool) error {
+	body := struct {
+		StreamID string          `json:"stream_id"`
+		Subject  json.RawMessage `json:"subject"`
+		Verified *bool           `json:"verified,omitempty"`
+	}{id, subject, verified}
+	_, err := c.call(ctx, "add subject", http.MethodPost, c.meta.AddSubjectEndpoint, "add_subject_endpoint", nil, body, http.StatusOK, http.StatusNoContent, http.StatusAccepted)
+	return err
+}
+
+// RemoveSubject removes a subject from a stream (SSF 1.0 §8.1.3.3: POST
+// remove_subject_endpoint {"stream_id","subject"}; 204 or 200).
+func (c *Client) RemoveSubject(ctx context.Context, id string, subject json.RawMessage) error {
+	body := struct {
+		StreamID string          `json:"stream_id"`
+		Subject  json.RawMessage `json:"subject"`
+	}{id, subject}
+	_, err := c.call(ctx, "remove subject", http.MethodPost, c.meta.RemoveSubjectEndpoint, "remove_subject_endpoint", nil, body, http.StatusNoContent, http.StatusOK, http.StatusAccepted)
+	return err
+}
+
 // decodeStream parses one stream configuration and checks it.
 func (c *Client) decodeStream(op string, body []byte, wantID string) (StreamConfig, error) {
 	var s StreamConfig
@@ -335,8 +410,11 @@ func (c *Client) decodeStream(op string, body []byte, wantID string) (StreamConf
 	return s, c.checkStream(op, s, wantID)
 }
 
-// checkStream applies the checks SSF requires after every create, read
-// and update: iss is the metadata's issuer (MUST) and aud is present.
+// checkStream applies the checks setgate makes strictly after every
+// create, read and update (README "Adding an SSF transmitter"): the
+// stream has a stream_id, is the one asked for, and its iss is the
+// metadata's issuer (SSF 1.0 §8.1.1: a stream of another issuer is never
+// used). A missing aud is tolerated: see [StreamConfig.Warnings].
 func (c *Client) checkStream(op string, s StreamConfig, wantID string) error {
 	switch {
 	case s.StreamID == "":
@@ -345,10 +423,18 @@ func (c *Client) checkStream(op string, s StreamConfig, wantID string) error {
 		return fmt.Errorf("ssf: %s: %w: asked for stream %q, got %q", op, ErrBadAnswer, wantID, s.StreamID)
 	case s.Iss != c.meta.Issuer:
 		return fmt.Errorf("ssf: %s: stream %q: %w: iss is %q, metadata issuer is %q", op, s.StreamID, ErrIssuerMismatch, s.Iss, c.meta.Issuer)
-	case len(s.Aud) == 0 || s.Aud[0] == "":
-		return fmt.Errorf("ssf: %s: stream %q: %w: aud is missing", op, s.StreamID, ErrBadAnswer)
 	}
 	return nil
+}
+
+// Warnings lists what is wrong with a stream configuration that setgate
+// tolerates because nothing depends on it (shown on /issuers).
+func (s StreamConfig) Warnings() []string {
+	var w []string
+	if len(s.Aud) == 0 || s.Aud[0] == "" {
+		w = append(w, "the transmitter's stream configuration has no aud (SSF 1.0 §8.1.1 requires it); setgate checks each SET's aud against the configured audience instead")
+	}
+	return w
 }
 
 // invalidator is an Auth whose credential can go stale (OAuth 2.0): it is
@@ -372,41 +458,56 @@ func (c *Client) call(ctx context.Context, op, method, endpoint, endpointName st
 		}
 		u.RawQuery = qq.Encode()
 	}
-	var rd io.Reader
+	var data []byte
 	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
+		if data, err = json.Marshal(body); err != nil {
 			return nil, fmt.Errorf("ssf: %s: encode: %w", op, err)
 		}
+	}
+	// An OAuth 2.0 access token can expire between two calls: a 401 drops
+	// it and the call is sent once more with a fresh one, so an expired
+	// token never surfaces as a failed call.
+	inv, canRefresh := c.auth.(invalidator)
+	for attempt := 0; ; attempt++ {
+		status, header, answer, err := c.send(ctx, method, u, data)
+		if err != nil {
+			return nil, fmt.Errorf("ssf: %s: %s %s: %w", op, method, u.Redacted(), err)
+		}
+		for _, w := range want {
+			if status == w {
+				c.log.DebugContext(ctx, "ssf call", "op", op, "status", status)
+				return answer, nil
+			}
+		}
+		if status == http.StatusUnauthorized && canRefresh {
+			inv.Invalidate()
+			if attempt == 0 {
+				c.log.DebugContext(ctx, "ssf call answered 401; retrying with a new access token", "op", op)
+				continue
+			}
+		}
+		return nil, newHTTPError(op, method, u.Redacted(), status, header, answer)
+	}
+}
+
+// send makes one request with a fresh Authorization header.
+func (c *Client) send(ctx context.Context, method string, u *url.URL, data []byte) (int, http.Header, []byte, error) {
+	var rd io.Reader
+	if data != nil {
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return nil, fmt.Errorf("ssf: %s: %w", op, err)
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if data != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.auth != nil {
 		if err := c.auth.Authorize(ctx, req); err != nil {
-			return nil, fmt.Errorf("ssf: %s: %w", op, err)
+			return 0, nil, nil, err
 		}
 	}
-	status, header, data, err := roundTrip(c.hc, req)
-	if err != nil {
-		return nil, fmt.Errorf("ssf: %s: %s %s: %w", op, method, u.Redacted(), err)
-	}
-	for _, w := range want {
-		if status == w {
-			c.log.DebugContext(ctx, "ssf call", "op", op, "status", status)
-			return data, nil
-		}
-	}
-	if status == http.StatusUnauthorized {
-		if inv, ok := c.auth.(invalidator); ok {
-			inv.Invalidate()
-		}
-	}
-	return nil, newHTTPError(op, method, u.Redacted(), status, header, data)
+	return roundTrip(c.hc, req)
 }

@@ -3,6 +3,7 @@ package ssf_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -163,12 +164,26 @@ func TestClientChecksAnswers(t *testing.T) {
 			call: func(c *ssf.Client) error { _, err := c.GetStream(ctx, "s1"); return err }},
 		{name: "iss mismatch on read", answer: `{"stream_id":"s1","iss":"https://evil.example/","aud":"r"}`,
 			call: func(c *ssf.Client) error { _, err := c.GetStream(ctx, "s1"); return err }, wantErr: ssf.ErrIssuerMismatch},
-		{name: "iss mismatch in a list", answer: `[{"stream_id":"s1","iss":"https://evil.example/","aud":"r"}]`,
-			call: func(c *ssf.Client) error { _, err := c.GetStreams(ctx); return err }, wantErr: ssf.ErrIssuerMismatch},
+		{name: "iss mismatch in a list is left out", answer: `[{"stream_id":"s1","iss":"https://evil.example/","aud":"r"},{"stream_id":"s2","iss":"` + iss + `","aud":"r"}]`,
+			call: func(c *ssf.Client) error {
+				l, err := c.GetStreams(ctx)
+				if err == nil && (len(l) != 1 || l[0].StreamID != "s2") {
+					return fmt.Errorf("want only stream s2, got %+v", l)
+				}
+				return err
+			}},
 		{name: "iss missing on create", answer: `{"stream_id":"s1","aud":"r"}`,
 			call: func(c *ssf.Client) error { _, err := c.CreateStream(ctx, ssf.StreamConfig{}); return err }, wantErr: ssf.ErrIssuerMismatch},
-		{name: "aud missing on update", answer: `{"stream_id":"s1","iss":"` + iss + `"}`,
-			call: func(c *ssf.Client) error { _, err := c.UpdateStream(ctx, ssf.StreamConfig{StreamID: "s1"}); return err }, wantErr: ssf.ErrBadAnswer},
+		{name: "aud missing on update is a warning", answer: `{"stream_id":"s1","iss":"` + iss + `"}`,
+			call: func(c *ssf.Client) error {
+				s, err := c.UpdateStream(ctx, ssf.StreamConfig{StreamID: "s1"})
+				if err == nil && len(s.Warnings()) != 1 {
+					return fmt.Errorf("want one warning about aud, got %q", s.Warnings())
+				}
+				return err
+			}},
+		{name: "iss mismatch on update", answer: `{"stream_id":"s1","iss":"https://evil.example/","aud":"r"}`,
+			call: func(c *ssf.Client) error { _, err := c.UpdateStream(ctx, ssf.StreamConfig{StreamID: "s1"}); return err }, wantErr: ssf.ErrIssuerMismatch},
 		{name: "another stream on read", answer: `{"stream_id":"s2","iss":"` + iss + `","aud":"r"}`,
 			call: func(c *ssf.Client) error { _, err := c.GetStream(ctx, "s1"); return err }, wantErr: ssf.ErrBadAnswer},
 		{name: "not JSON", answer: `<html>`,

@@ -125,20 +125,32 @@ func Discover(ctx context.Context, client *http.Client, issuer string, opts ...D
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("ssf: discovery at %s: "+format, append([]any{where}, args...)...)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
-	if err != nil {
-		return nil, fail("%w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	status, header, body, err := roundTrip(client, req)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return nil, fail("%w: answer larger than %d bytes", ErrBadMetadata, MaxBodyBytes)
+	var body []byte
+	// A RISC-only transmitter publishes the same metadata at
+	// /.well-known/risc-configuration (RISC 1.0 §3.1): tried after a 404.
+	for _, u := range []string{where, strings.Replace(where, "/.well-known/ssf-configuration", "/.well-known/risc-configuration", 1)} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, fail("%w", err)
 		}
-		return nil, fail("%w", err)
-	}
-	if status != http.StatusOK {
-		return nil, newHTTPError("discovery", http.MethodGet, where, status, header, body)
+		req.Header.Set("Accept", "application/json")
+		status, header, b, err := roundTrip(client, req)
+		if err != nil {
+			if errors.Is(err, errTooLarge) {
+				return nil, fail("%w: answer larger than %d bytes", ErrBadMetadata, MaxBodyBytes)
+			}
+			return nil, fail("%w", err)
+		}
+		if status == http.StatusOK {
+			where, body = u, b
+			break
+		}
+		if status != http.StatusNotFound || u != where {
+			if status == http.StatusNotFound { // neither: name the SSF one
+				u = where
+			}
+			return nil, newHTTPError("discovery", http.MethodGet, u, status, header, b)
+		}
 	}
 	var m Metadata
 	trimmed := bytes.TrimSpace(body)

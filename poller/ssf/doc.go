@@ -7,7 +7,8 @@
 // # Flow
 //
 //  1. [Discover] reads the transmitter's metadata from
-//     <issuer host>/.well-known/ssf-configuration<issuer path> (SPEC.md §6.1:
+//     <issuer host>/.well-known/ssf-configuration<issuer path>, or after a
+//     404 from /.well-known/risc-configuration<issuer path> (SPEC.md §6.1:
 //     the well-known segment goes between host and path, a trailing "/"
 //     is dropped). The answer must be 200 JSON of at most 1 MiB, name the
 //     configured issuer exactly, carry a jwks_uri (setgate verifies
@@ -21,14 +22,19 @@
 //     receiver's credential (a [poller.Auth]: bearer token or OAuth 2.0
 //     client credentials) under the outbound policy (internal/outbound:
 //     a timeout on every call, answers capped, no redirects). Every
-//     stream configuration it reads, creates
-//     or updates must carry the metadata's issuer as iss and an aud, or
-//     the call fails. Non-2xx answers are [*HTTPError]s with the status,
+//     stream configuration it reads, creates or updates must carry the
+//     metadata's issuer as iss, or the call fails (a listed stream of
+//     another iss is left out); a missing aud is only a warning
+//     ([StreamConfig.Warnings]). A 401 with an OAuth 2.0 credential
+//     fetches a new token and sends the call once more. Non-2xx answers
+//     are [*HTTPError]s with the status,
 //     Retry-After and at most 256 bytes of the body; no credential is
 //     ever put in an error or a log.
 //  3. A [Manager] keeps one issuer's stream as configured:
-//     [Manager.Ensure] reads the receiver's streams and reuses the one
-//     with the configured delivery method (urn:ietf:rfc:8935 push, to
+//     [Manager.Ensure] finds the stream — the pinned StreamID, else the
+//     one its [StreamMemory] remembers, else by listing the receiver's
+//     streams (a list refused with 403, 404, 405 or 501 lists none) and
+//     reusing the one with the configured delivery method (urn:ietf:rfc:8935 push, to
 //     SETGATE_PUBLIC_URL/events/<name> with authorization_header
 //     "Bearer <token>"; or urn:ietf:rfc:8936 poll, whose endpoint_url the
 //     transmitter chooses and the poll loop then uses), updating it with

@@ -82,6 +82,14 @@ type ManagerConfig struct {
 	AllowedOrigins []string
 	// Logger receives the Manager's log; nil discards.
 	Logger *slog.Logger
+	// StreamID, if set, pins the stream (the issuers file's
+	// stream.stream_id): Ensure reads it with ?stream_id= and uses it, or
+	// fails; it never lists, creates or adopts another.
+	StreamID string
+	// Memory, if set, remembers the stream Ensure created or adopted, so
+	// that every replica and every restart uses the same one without
+	// listing (README "Adding an SSF transmitter").
+	Memory StreamMemory
 	// OnStream, if set, is called (from the calling goroutine) each time
 	// Ensure succeeds, with the stream as the transmitter has it; for a
 	// poll stream, Delivery.EndpointURL is the poll endpoint.
@@ -95,6 +103,15 @@ type ManagerConfig struct {
 	// Rand returns a uniformly random number in [0, n) for n > 0
 	// (default math/rand/v2.Int64N).
 	Rand func(n int64) int64
+}
+
+// StreamMemory remembers the stream_id of one issuer's stream across
+// restarts and replicas (bridge.StreamRecord keeps it in NATS KV).
+type StreamMemory interface {
+	// Recall returns the remembered stream_id, "" when there is none.
+	Recall(ctx context.Context) (string, error)
+	// Remember stores id; "" forgets.
+	Remember(ctx context.Context, id string) error
 }
 
 // ManagerStatus is what a [Manager] knows about its stream, for /issuers
@@ -132,7 +149,21 @@ type ManagerStatus struct {
 	// stream-updated events.
 	UnsolicitedVerifications uint64 `json:"unsolicited_verifications"`
 	StreamUpdates            uint64 `json:"stream_updates"`
+	// Found says how the stream was found: pinned (stream.stream_id),
+	// remembered, listed or created.
+	Found string `json:"found,omitempty"`
+	// Warnings are deviations of the transmitter's stream configuration
+	// that setgate tolerates ([StreamConfig.Warnings]).
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// How a stream was found (ManagerStatus.Found).
+const (
+	FoundPinned     = "pinned"
+	FoundRemembered = "remembered"
+	FoundListed     = "listed"
+	FoundCreated    = "created"
+)
 
 // Manager keeps one issuer's SSF stream set up, verified and watched. Its
 // methods are safe for concurrent use; Run runs once at a time.
@@ -151,6 +182,10 @@ type Manager struct {
 	// requested; zero once one is confirmed. It keeps the stream
 	// unhealthy while the next request is pending.
 	failedAt time.Time
+	// refused is the stream_id of a stream this Manager created whose
+	// answer it refused (another iss): it never creates a second one.
+	refused    string
+	refusedErr error
 }
 
 // NewManager checks cfg and fills in defaults.
@@ -239,19 +274,23 @@ func (c *ManagerConfig) desired() Delivery {
 	return d
 }
 
-// Ensure makes the transmitter hold the configured stream: it lists the
-// receiver's streams, reuses the one with the configured delivery method
-// (for push: the one with the same endpoint, or the only push stream),
-// updates it if events_requested, description, endpoint or authorization
-// differ, and creates one if there is none. It never deletes a stream.
+// Ensure makes the transmitter hold the configured stream. It finds the
+// stream: the pinned StreamID, else the one Memory remembers (read with
+// ?stream_id=), else by listing the receiver's streams and reusing the
+// one with the configured delivery method (for push: the one with the
+// same endpoint, or the only push stream). A transmitter that refuses to
+// list (403, 405, 501) has no listed stream. It updates the stream if
+// events_requested, description, endpoint or authorization differ, and
+// creates one if there is none. A stream whose iss is not the issuer is
+// never used. It never deletes a stream.
 func (m *Manager) Ensure(ctx context.Context) (StreamConfig, error) {
-	cfg, created, err := m.ensure(ctx)
+	cfg, found, err := m.ensure(ctx)
 	if err != nil {
 		m.noteError(err)
 		return StreamConfig{}, err
 	}
-	m.record(cfg, created)
-	if created {
+	m.record(cfg, found)
+	if found == FoundCreated {
 		m.log.InfoContext(ctx, "ssf stream created", "stream_id", cfg.StreamID, "delivery", cfg.Delivery)
 	}
 	if m.cfg.OnStream != nil {
@@ -260,31 +299,102 @@ func (m *Manager) Ensure(ctx context.Context) (StreamConfig, error) {
 	return cfg, nil
 }
 
-func (m *Manager) ensure(ctx context.Context) (cfg StreamConfig, created bool, err error) {
+// listRefused reports whether a list answer means "this transmitter does
+// not list streams" rather than a failure.
+func listRefused(err error) bool {
+	switch StatusCode(err) {
+	case http.StatusNotFound, http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	}
+	return false
+}
+
+func (m *Manager) sameMethod(s StreamConfig) bool {
+	method := m.cfg.method()
+	return s.Delivery.Method == method || (s.Delivery.Method == "" && method == MethodPoll)
+}
+
+// find returns the stream to use, how it was found, and the streams
+// listed (when it listed); nil when there is none.
+func (m *Manager) find(ctx context.Context) (*StreamConfig, string, []StreamConfig, error) {
 	c := m.cfg.Client
+	if id := m.cfg.StreamID; id != "" {
+		s, err := c.GetStream(ctx, id)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("stream.stream_id %q: %w", id, err)
+		}
+		if !m.sameMethod(s) {
+			return nil, "", nil, fmt.Errorf("ssf: stream.stream_id %q: delivery method is %q, configured %s", id, s.Delivery.Method, m.cfg.Delivery)
+		}
+		return &s, FoundPinned, nil, nil
+	}
+	if m.cfg.Memory != nil {
+		id, err := m.cfg.Memory.Recall(ctx)
+		if err != nil {
+			m.log.WarnContext(ctx, "the remembered ssf stream could not be read; listing instead", "err", err)
+		}
+		if id != "" {
+			s, err := c.GetStream(ctx, id)
+			switch {
+			case err == nil && m.sameMethod(s):
+				return &s, FoundRemembered, nil, nil
+			case err == nil:
+				m.log.InfoContext(ctx, "the remembered ssf stream has another delivery; looking for one", "stream_id", id, "method", s.Delivery.Method)
+			case StatusCode(err) == http.StatusNotFound:
+				m.log.InfoContext(ctx, "the remembered ssf stream no longer exists at the transmitter", "stream_id", id)
+			case errors.Is(err, ErrIssuerMismatch):
+				m.log.WarnContext(ctx, "the remembered ssf stream names another issuer; it is not used", "stream_id", id, "err", err)
+			default:
+				return nil, "", nil, err // do not create a second stream over a passing failure
+			}
+		}
+	}
 	streams, err := c.GetStreams(ctx)
-	if StatusCode(err) == http.StatusNotFound { // some transmitters answer 404 for "no stream yet"
+	if listRefused(err) {
+		m.log.DebugContext(ctx, "the transmitter does not list streams", "status", StatusCode(err))
 		streams, err = nil, nil
 	}
 	if err != nil {
-		return StreamConfig{}, false, err
+		return nil, "", nil, err
 	}
+	if cur := m.pick(ctx, streams); cur != nil {
+		return cur, FoundListed, streams, nil
+	}
+	return nil, "", streams, nil
+}
+
+func (m *Manager) ensure(ctx context.Context) (cfg StreamConfig, found string, err error) {
+	c := m.cfg.Client
 	want := m.cfg.desired()
-	cur := m.pick(ctx, streams)
+	cur, found, streams, err := m.find(ctx)
+	if err != nil {
+		return StreamConfig{}, "", err
+	}
 	if cur == nil {
+		m.mu.Lock()
+		refused, refusedErr := m.refused, m.refusedErr
+		m.mu.Unlock()
+		if refused != "" {
+			return StreamConfig{}, "", fmt.Errorf("%w (setgate created stream %q and does not use it; it creates no other: fix the transmitter, pin a stream with stream.stream_id, or delete it and reload)", refusedErr, refused)
+		}
 		if len(streams) > 0 {
 			m.log.InfoContext(ctx, "no ssf stream with this delivery; creating one (setgate never deletes streams)",
 				"delivery", m.cfg.Delivery, "other_streams", len(streams))
 		}
 		cfg, err = c.CreateStream(ctx, StreamConfig{EventsRequested: m.cfg.EventsRequested, Description: m.cfg.Description, Delivery: want})
+		if errors.Is(err, ErrIssuerMismatch) && cfg.StreamID != "" {
+			m.mu.Lock()
+			m.refused, m.refusedErr = cfg.StreamID, err
+			m.mu.Unlock()
+		}
 		if StatusCode(err) == http.StatusConflict && len(streams) > 0 {
-			return StreamConfig{}, false, fmt.Errorf("%w (the transmitter allows no second stream; stream %q uses %s: change its delivery or delete it by hand)",
+			return StreamConfig{}, "", fmt.Errorf("%w (the transmitter allows no second stream; stream %q uses %s: change its delivery or delete it by hand)",
 				err, streams[0].StreamID, streams[0].Delivery.Method)
 		}
 		if err != nil {
-			return StreamConfig{}, false, err
+			return StreamConfig{}, "", err
 		}
-		created = true
+		found = FoundCreated
 	} else if patch, fields := m.diff(*cur, want); len(fields) > 0 {
 		m.log.InfoContext(ctx, "updating ssf stream", "stream_id", cur.StreamID, "fields", fields)
 		cfg, err = c.UpdateStream(ctx, patch)
@@ -292,26 +402,38 @@ func (m *Manager) ensure(ctx context.Context) (cfg StreamConfig, created bool, e
 			cfg, err = c.GetStream(ctx, cur.StreamID)
 		}
 		if err != nil {
-			return StreamConfig{}, false, err
+			return StreamConfig{}, "", err
 		}
 	} else {
 		cfg = *cur
 	}
 	if got := cfg.Delivery.Method; got != want.Method && !(got == "" && want.Method == MethodPoll) {
-		return StreamConfig{}, false, fmt.Errorf("ssf: stream %q: %w: delivery method is %q, want %q", cfg.StreamID, ErrBadAnswer, got, want.Method)
+		return StreamConfig{}, "", fmt.Errorf("ssf: stream %q: %w: delivery method is %q, want %q", cfg.StreamID, ErrBadAnswer, got, want.Method)
 	}
 	if want.Method == MethodPoll {
+		m.mu.Lock()
+		if prev := m.stream; cfg.Delivery.AuthorizationHeader == "" && prev.StreamID == cfg.StreamID && prev.Delivery.EndpointURL == cfg.Delivery.EndpointURL {
+			// A per-stream poll token the transmitter returned once (at
+			// create) and does not echo on reads stays in use.
+			cfg.Delivery.AuthorizationHeader = prev.Delivery.AuthorizationHeader
+		}
+		m.mu.Unlock()
 		if err := verify.CheckEndpointURL(cfg.Delivery.EndpointURL); err != nil {
-			return StreamConfig{}, false, fmt.Errorf("ssf: stream %q: %w: poll endpoint_url %q %v", cfg.StreamID, ErrBadAnswer, cfg.Delivery.EndpointURL, err)
+			return StreamConfig{}, "", fmt.Errorf("ssf: stream %q: %w: poll endpoint_url %q %v", cfg.StreamID, ErrBadAnswer, cfg.Delivery.EndpointURL, err)
 		}
 		if err := newOrigins(m.cfg.Issuer, m.cfg.AllowedOrigins).check("poll endpoint_url", cfg.Delivery.EndpointURL); err != nil {
-			return StreamConfig{}, false, fmt.Errorf("ssf: stream %q: %w", cfg.StreamID, err)
+			return StreamConfig{}, "", fmt.Errorf("ssf: stream %q: %w", cfg.StreamID, err)
 		}
 	} else if cfg.Delivery.EndpointURL != want.EndpointURL {
 		m.log.WarnContext(ctx, "the transmitter pushes to another endpoint than configured", "stream_id", cfg.StreamID,
 			"endpoint_url", cfg.Delivery.EndpointURL, "configured", want.EndpointURL)
 	}
-	return cfg, created, nil
+	if m.cfg.Memory != nil && found != FoundPinned && found != FoundRemembered {
+		if err := m.cfg.Memory.Remember(ctx, cfg.StreamID); err != nil {
+			m.log.WarnContext(ctx, "the ssf stream could not be remembered; the next start lists or creates again", "stream_id", cfg.StreamID, "err", err)
+		}
+	}
+	return cfg, found, nil
 }
 
 // pick chooses the stream to reuse, or nil.
@@ -380,7 +502,8 @@ func sameSet(a, b []string) bool {
 }
 
 // record keeps what Ensure learnt.
-func (m *Manager) record(cfg StreamConfig, created bool) {
+func (m *Manager) record(cfg StreamConfig, found string) {
+	created := found == FoundCreated
 	var missing []string
 	if len(cfg.EventsDelivered) > 0 || len(m.cfg.EventsRequested) > 0 {
 		for _, e := range m.cfg.EventsRequested {
@@ -392,14 +515,19 @@ func (m *Manager) record(cfg StreamConfig, created bool) {
 	if len(missing) > 0 {
 		m.log.Warn("the transmitter will not deliver some requested event types", "stream_id", cfg.StreamID, "missing", missing)
 	}
+	warnings := cfg.Warnings()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(warnings) > 0 && !slices.Equal(warnings, m.st.Warnings) {
+		m.log.Warn("the transmitter's stream configuration deviates from SSF; tolerated", "stream_id", cfg.StreamID, "warnings", warnings)
+	}
 	if m.stream.StreamID != cfg.StreamID {
 		m.outstanding, m.deadline, m.failedAt = "", time.Time{}, time.Time{}
 		m.st.Verification, m.st.Status, m.st.Reason, m.st.StatusAt = "", "", "", time.Time{}
 	}
 	m.stream, m.ensured, m.created = cfg, true, created
-	m.st.StreamID = cfg.StreamID
+	m.cfg.States.SetStream(cfg.StreamID)
+	m.st.StreamID, m.st.Found, m.st.Warnings = cfg.StreamID, found, warnings
 	m.st.EndpointURL = cfg.Delivery.EndpointURL
 	m.st.EventsDelivered = slices.Clone(cfg.EventsDelivered)
 	m.st.EventsMissing = missing
@@ -549,6 +677,7 @@ func (m *Manager) Status() ManagerStatus {
 	s.EventsRequested = slices.Clone(s.EventsRequested)
 	s.EventsDelivered = slices.Clone(s.EventsDelivered)
 	s.EventsMissing = slices.Clone(s.EventsMissing)
+	s.Warnings = slices.Clone(s.Warnings)
 	switch {
 	case !m.ensured && s.LastError != "":
 		s.HealthReason = "stream not set up: " + s.LastError

@@ -85,6 +85,39 @@ type SSFFaults struct {
 	// WrongState sends the verification event with another state than
 	// the one requested.
 	WrongState bool
+
+	// Deviations of transmitters that exist (each is tolerated by setgate;
+	// README "Adding an SSF transmitter"):
+
+	// ListRefused answers a stream list (GET without stream_id) with 403.
+	ListRefused bool
+	// NoAud leaves aud out of every stream configuration answered.
+	NoAud bool
+	// StreamIDQueryOnly reads stream_id of a PATCH, PUT or DELETE from
+	// the query string only, ignoring the body's (a request without it in
+	// the query is answered 404).
+	StreamIDQueryOnly bool
+	// PerStreamPollToken gives each poll stream its own token: the create
+	// answer carries it as delivery.authorization_header, and the poll
+	// endpoint requires it (not the management token).
+	PerStreamPollToken bool
+	// PollTokenOnCreateOnly returns a poll stream's
+	// delivery.authorization_header in the create answer only, not on reads
+	// or updates.
+	PollTokenOnCreateOnly bool
+
+	// Misbehaviours setgate must refuse:
+
+	// RISCOnly serves the metadata at /.well-known/risc-configuration
+	// only (404 at /.well-known/ssf-configuration).
+	RISCOnly bool
+
+	// WrongIss answers every stream configuration with another iss.
+	WrongIss string
+	// VerifyOtherStream sends the verification event with a sub_id naming
+	// another stream than the one verified.
+	VerifyOtherStream bool
+
 	// EndpointsAt, if set, is the base URL (ending in "/") the metadata
 	// names for the configuration, status and verification endpoints
 	// instead of the transmitter's own: another origin.
@@ -103,7 +136,7 @@ type SSFFaults struct {
 type SSFStream struct {
 	StreamID                string      `json:"stream_id"`
 	Iss                     string      `json:"iss"`
-	Aud                     string      `json:"aud"`
+	Aud                     string      `json:"aud,omitempty"`
 	EventsSupported         []string    `json:"events_supported"`
 	EventsRequested         []string    `json:"events_requested,omitempty"`
 	EventsDelivered         []string    `json:"events_delivered"`
@@ -157,6 +190,9 @@ type SSFTransmitter struct {
 	closed    bool // no new deliveries start
 	faults    SSFFaults
 	streams   []*SSFStream
+	replaced  int // PUT requests applied
+	lists     int // list requests (GET without stream_id)
+	subjects  map[string][]json.RawMessage
 	calls     []string
 	delivered []SSFDelivered
 }
@@ -202,7 +238,15 @@ func NewSSFTransmitter(opts SSFOptions) (*SSFTransmitter, error) {
 	mux.HandleFunc("GET "+wellKnown, s.discovery)
 	mux.HandleFunc("/ssf/stream", s.guard(s.stream))
 	mux.HandleFunc("GET /ssf/status", s.guard(s.status))
+	mux.HandleFunc("POST /ssf/status", s.guard(s.updateStatus))
 	mux.HandleFunc("POST /ssf/verify", s.guard(s.verify))
+	mux.HandleFunc("POST /ssf/subjects/add", s.guard(s.subject(true)))
+	mux.HandleFunc("POST /ssf/subjects/remove", s.guard(s.subject(false)))
+	riscWellKnown := "/.well-known/risc-configuration"
+	if path != "" {
+		riscWellKnown += "/" + path
+	}
+	mux.HandleFunc("GET "+riscWellKnown, s.riscDiscovery)
 	// The JWKS and the poll endpoint are served on the issuer's origin
 	// too, as a real transmitter does; the servers behind them stay
 	// reachable directly (DirectJWKS, DirectPoll).
@@ -423,7 +467,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
+// riscDiscovery serves the metadata at /.well-known/risc-configuration
+// when RISCOnly is set (and 404 otherwise), as RISC-only transmitters do.
+func (s *SSFTransmitter) riscDiscovery(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	risc := s.faults.RISCOnly
+	s.mu.Unlock()
+	if !risc {
+		http.NotFound(w, r)
+		return
+	}
+	s.serveMetadata(w)
+}
+
+func (s *SSFTransmitter) discovery(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	risc := s.faults.RISCOnly
+	s.mu.Unlock()
+	if risc {
+		http.NotFound(w, r)
+		return
+	}
+	s.serveMetadata(w)
+}
+
+func (s *SSFTransmitter) serveMetadata(w http.ResponseWriter) {
 	s.mu.Lock()
 	f := s.faults
 	s.mu.Unlock()
@@ -444,6 +512,8 @@ func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
 		"configuration_endpoint":     s.base + "ssf/stream",
 		"status_endpoint":            s.base + "ssf/status",
 		"verification_endpoint":      s.base + "ssf/verify",
+		"add_subject_endpoint":       s.base + "ssf/subjects/add",
+		"remove_subject_endpoint":    s.base + "ssf/subjects/remove",
 		"authorization_schemes":      []map[string]string{{"spec_urn": "urn:ietf:rfc:6749"}},
 		"default_subjects":           "ALL",
 	}
@@ -460,6 +530,8 @@ func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
 		meta["configuration_endpoint"] = f.EndpointsAt + "ssf/stream"
 		meta["status_endpoint"] = f.EndpointsAt + "ssf/status"
 		meta["verification_endpoint"] = f.EndpointsAt + "ssf/verify"
+		meta["add_subject_endpoint"] = f.EndpointsAt + "ssf/subjects/add"
+		meta["remove_subject_endpoint"] = f.EndpointsAt + "ssf/subjects/remove"
 	}
 	if f.InsecureEndpoint {
 		meta["configuration_endpoint"] = "http://ssf.example.com/ssf/stream"
@@ -467,12 +539,28 @@ func (s *SSFTransmitter) discovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, meta)
 }
 
-// streamRequest is the body of a create or update request.
+// streamRequest is the body of a create, update or replace request.
 type streamRequest struct {
 	StreamID        string       `json:"stream_id"`
 	EventsRequested []string     `json:"events_requested"`
 	Description     *string      `json:"description"`
 	Delivery        *SSFDelivery `json:"delivery"`
+}
+
+// view is a stream as answered, with the faults that alter answers
+// applied; s.mu is held.
+func (s *SSFTransmitter) view(st *SSFStream) SSFStream {
+	v := *st
+	if s.faults.NoAud {
+		v.Aud = ""
+	}
+	if s.faults.WrongIss != "" {
+		v.Iss = s.faults.WrongIss
+	}
+	if s.faults.PollTokenOnCreateOnly && v.Delivery.Method == MethodPoll {
+		v.Delivery.AuthorizationHeader = ""
+	}
+	return v
 }
 
 func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
@@ -484,25 +572,36 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.URL.Query().Get("stream_id")
 	var req streamRequest
-	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+	if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON"})
 			return
 		}
-		id = req.StreamID
+		if req.StreamID != "" && !s.faults.StreamIDQueryOnly {
+			id = req.StreamID
+		}
 	}
 	st := s.find(id)
 	switch r.Method {
 	case http.MethodGet:
+		if id == "" {
+			s.lists++
+		}
 		switch {
 		case id != "" && st == nil:
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
 		case id != "":
-			writeJSON(w, http.StatusOK, st)
+			writeJSON(w, http.StatusOK, s.view(st))
+		case s.faults.ListRefused:
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "stream_id is required"})
 		case s.faults.ListAsObject && len(s.streams) > 0:
-			writeJSON(w, http.StatusOK, s.streams[0])
+			writeJSON(w, http.StatusOK, s.view(s.streams[0]))
 		default:
-			writeJSON(w, http.StatusOK, append([]*SSFStream{}, s.streams...))
+			list := make([]SSFStream, 0, len(s.streams))
+			for _, x := range s.streams {
+				list = append(list, s.view(x))
+			}
+			writeJSON(w, http.StatusOK, list)
 		}
 	case http.MethodPost:
 		if s.faults.SingleStream && len(s.streams) > 0 {
@@ -525,11 +624,21 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 		if req.Description != nil {
 			desc = *req.Description
 		}
-		writeJSON(w, http.StatusCreated, s.create(d, req.EventsRequested, desc))
-	case http.MethodPatch:
+		st := s.create(d, req.EventsRequested, desc)
+		v := s.view(st)
+		v.Delivery.AuthorizationHeader = st.Delivery.AuthorizationHeader
+		writeJSON(w, http.StatusCreated, v)
+	case http.MethodPatch, http.MethodPut:
 		if st == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
 			return
+		}
+		if r.Method == http.MethodPut { // replace: what the request leaves out is gone
+			if req.Delivery == nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "replace needs delivery"})
+				return
+			}
+			st.EventsRequested, st.EventsDelivered, st.Description = nil, []string{}, ""
 		}
 		if req.EventsRequested != nil {
 			st.EventsRequested = req.EventsRequested
@@ -539,12 +648,17 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 			st.Description = *req.Description
 		}
 		if req.Delivery != nil {
+			prev := st.Delivery
 			st.Delivery = *req.Delivery
 			if st.Delivery.Method == MethodPoll {
 				st.Delivery.EndpointURL, st.Delivery.AuthorizationHeader = s.pollURL(), ""
+				if prev.Method == MethodPoll {
+					st.Delivery.AuthorizationHeader = prev.AuthorizationHeader
+				}
 			}
 		}
-		writeJSON(w, http.StatusOK, st)
+		s.replaced += btoi(r.Method == http.MethodPut)
+		writeJSON(w, http.StatusOK, s.view(st))
 	case http.MethodDelete:
 		if st == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
@@ -553,9 +667,16 @@ func (s *SSFTransmitter) stream(w http.ResponseWriter, r *http.Request) {
 		s.streams = slices.DeleteFunc(s.streams, func(x *SSFStream) bool { return x == st })
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		w.Header().Set("Allow", "GET, POST, PATCH, DELETE")
+		w.Header().Set("Allow", "GET, POST, PATCH, PUT, DELETE")
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // create adds a stream; s.mu is held.
@@ -564,6 +685,12 @@ func (s *SSFTransmitter) create(d SSFDelivery, requested []string, desc string) 
 	_, _ = rand.Read(b)
 	if d.Method == MethodPoll {
 		d.EndpointURL, d.AuthorizationHeader = s.pollURL(), ""
+		if s.faults.PerStreamPollToken {
+			tok := make([]byte, 16)
+			_, _ = rand.Read(tok)
+			d.AuthorizationHeader = "Bearer " + hex.EncodeToString(tok)
+			s.ps.SetBearer(hex.EncodeToString(tok))
+		}
 	}
 	st := &SSFStream{
 		StreamID:        hex.EncodeToString(b),
@@ -662,6 +789,133 @@ func (s *SSFTransmitter) verify(w http.ResponseWriter, r *http.Request) {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = s.deliver(ctx, cp, Verification, payload, nil)
+		var subID map[string]any
+		if f.VerifyOtherStream {
+			subID = map[string]any{"format": "opaque", "id": "not-" + cp.StreamID}
+		}
+		_ = s.deliver(ctx, cp, Verification, payload, subID)
 	}()
+}
+
+// updateStatus is the receiver's status change (SSF 1.0 §8.1.2.2): POST
+// {"stream_id","status","reason"} to the status endpoint; the answer is
+// the stream's status as it now is.
+func (s *SSFTransmitter) updateStatus(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		StreamID string `json:"stream_id"`
+		Status   string `json:"status"`
+		Reason   string `json:"reason"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON"})
+		return
+	}
+	if req.StreamID == "" {
+		req.StreamID = r.URL.Query().Get("stream_id")
+	}
+	switch req.Status {
+	case "enabled", "paused", "disabled":
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status must be enabled, paused or disabled"})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.find(req.StreamID)
+	if st == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
+		return
+	}
+	st.Status, st.Reason = req.Status, req.Reason
+	body := map[string]string{"stream_id": st.StreamID, "status": st.Status}
+	if st.Reason != "" {
+		body["reason"] = st.Reason
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// subject adds or removes a subject of a stream (SSF 1.0 §8.1.3): POST
+// {"stream_id","subject"[,"verified"]}; 200 for add, 204 for remove.
+func (s *SSFTransmitter) subject(add bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			StreamID string          `json:"stream_id"`
+			Subject  json.RawMessage `json:"subject"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || len(req.Subject) == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want stream_id and subject"})
+			return
+		}
+		var subj map[string]any
+		if json.Unmarshal(req.Subject, &subj) != nil || subj["format"] == nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "subject must be an object with a format"})
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.find(req.StreamID) == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stream"})
+			return
+		}
+		if s.subjects == nil {
+			s.subjects = map[string][]json.RawMessage{}
+		}
+		key := canonicalJSON(req.Subject)
+		list := slices.DeleteFunc(s.subjects[req.StreamID], func(x json.RawMessage) bool { return string(x) == key })
+		if add {
+			s.subjects[req.StreamID] = append(list, json.RawMessage(key))
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		s.subjects[req.StreamID] = list
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// canonicalJSON re-encodes a JSON value with sorted object keys.
+func canonicalJSON(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Subjects returns the subjects added to a stream (and not removed), each
+// as canonical JSON (sorted keys).
+func (s *SSFTransmitter) Subjects(streamID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, x := range s.subjects[streamID] {
+		out = append(out, string(x))
+	}
+	return out
+}
+
+// Lists counts the stream list requests (GET without stream_id),
+// refused ones included.
+func (s *SSFTransmitter) Lists() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
+}
+
+// Replaced counts the stream replace (PUT) requests applied.
+func (s *SSFTransmitter) Replaced() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replaced
+}
+
+// StreamStatus returns a stream's status and reason ("" when there is no
+// such stream).
+func (s *SSFTransmitter) StreamStatus(id string) (status, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.find(id); st != nil {
+		return st.Status, st.Reason
+	}
+	return "", ""
 }

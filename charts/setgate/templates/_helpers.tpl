@@ -124,6 +124,29 @@ Empty in embedded mode.
 {{- end }}
 
 {{/*
+SETGATE_STREAM_MAX_BYTES: stream.maxBytes when set; otherwise, in embedded mode,
+stream.maxBytesPercent of nats.embedded.persistence.size in bytes (the rest of the volume is
+headroom for JetStream's own files: indexes, consumer and KV state, and blocks not yet
+compacted); with an external NATS server "0" (no byte limit of setgate's own). The size is
+a Kubernetes quantity (values.schema.json allows digits, an optional fraction, and a suffix).
+*/}}
+{{- define "setgate.streamMaxBytes" -}}
+{{- if .Values.stream.maxBytes }}
+{{- .Values.stream.maxBytes }}
+{{- else if include "setgate.embedded" . }}
+{{- $size := toString .Values.nats.embedded.persistence.size }}
+{{- $units := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $size }}
+{{- $suffix := trimPrefix $num $size }}
+{{- if or (not $num) (not (hasKey $units $suffix)) }}
+{{- fail (printf "nats.embedded.persistence.size %q is not a quantity like 1Gi; set stream.maxBytes" $size) }}
+{{- end }}
+{{- $bytes := mulf (float64 $num) (get $units $suffix) (float64 .Values.stream.maxBytesPercent) 0.01 | floor }}
+{{- printf "%.0f" $bytes }}
+{{- else }}0{{- end }}
+{{- end }}
+
+{{/*
 Checks that fail the render with a clear message.
 */}}
 {{- define "setgate.validate" -}}

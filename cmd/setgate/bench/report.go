@@ -33,14 +33,48 @@ type Report struct {
 	// JetStream publish with PubAck, no HTTP. Nil against a remote gateway.
 	VerifyCeiling  *CeilingReport `json:"ceiling_verify,omitempty"`
 	PublishCeiling *CeilingReport `json:"ceiling_verify_publish,omitempty"`
-	Push           *PushReport    `json:"push,omitempty"`
-	Poll           *PollReport    `json:"poll,omitempty"`
-	Ratios         Ratios         `json:"ratios"`
+	// Memory is what the in-process gateway took to start with the run's
+	// issuers; nil against a remote gateway.
+	Memory *MemoryReport `json:"memory,omitempty"`
+	Push   *PushReport   `json:"push,omitempty"`
+	Poll   *PollReport   `json:"poll,omitempty"`
+	Ratios Ratios        `json:"ratios"`
 
 	// Check is the correctness check; nil when it was skipped, with the
 	// reason in CheckSkipped.
 	Check        *Verdict `json:"check,omitempty"`
 	CheckSkipped string   `json:"check_skipped,omitempty"`
+}
+
+// MemoryReport is the memory of the in-process gateway right after it
+// started with Issuers issuers (each issuer's verifier with its JWKS
+// fetched, subjects, push credential), before any SET: the difference of
+// two readings after a garbage collection, one before the start (the
+// load generator's transmitters already running) and one after. It
+// includes the gateway's fixed part (embedded NATS, HTTP servers,
+// metrics), so the cost of one issuer is the slope between runs with
+// different --issuers (README "Sizing").
+type MemoryReport struct {
+	Issuers      int     `json:"issuers"`
+	HeapMB       float64 `json:"gateway_heap_mb"`
+	RSSMB        float64 `json:"gateway_rss_mb"`
+	HeapBeforeMB float64 `json:"heap_before_mb"`
+	HeapAfterMB  float64 `json:"heap_after_mb"`
+	RSSBeforeMB  float64 `json:"rss_before_mb"`
+	RSSAfterMB   float64 `json:"rss_after_mb"`
+	// HeapPerIssuerKB is HeapMB over Issuers, fixed part included.
+	HeapPerIssuerKB float64 `json:"heap_per_issuer_kb"`
+}
+
+// NewMemoryReport reports the readings before and after a gateway started
+// with issuers issuers.
+func NewMemoryReport(issuers int, before, after Memory) *MemoryReport {
+	heap := after.Heap - before.Heap
+	return &MemoryReport{
+		Issuers: issuers, HeapMB: MB(heap), RSSMB: MB(after.RSS - before.RSS),
+		HeapBeforeMB: MB(before.Heap), HeapAfterMB: MB(after.Heap), RSSBeforeMB: MB(before.RSS), RSSAfterMB: MB(after.RSS),
+		HeapPerIssuerKB: float64(heap) / 1024 / float64(max(issuers, 1)),
+	}
 }
 
 // CeilingReport is one ceiling.
@@ -161,6 +195,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "setgate bench\t%s, %d issuer(s) × %d key(s), %s, %d event(s) per SET, %d connections\n",
 		r.Target, r.Issuers, r.KeysPerIssuer, r.Alg, r.EventsPerSET, r.Concurrency)
 	fmt.Fprintf(tw, "machine\t%d CPUs (GOMAXPROCS %d), load average %s before the run\n", r.NumCPU, r.GOMAXPROCS, load)
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(tw, "memory\t%+.1f MB Go heap\t%+.1f MB RSS to start the gateway with %d issuer(s) (%.1f KB heap per issuer, fixed part included); process %.1f MB heap, %.1f MB RSS after\n",
+			m.HeapMB, m.RSSMB, m.Issuers, m.HeapPerIssuerKB, m.HeapAfterMB, m.RSSAfterMB)
+	}
 	if c := r.VerifyCeiling; c != nil {
 		fmt.Fprintf(tw, "ceiling (a)\t%8.0f SETs/s\tverify only, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
 	}

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,24 @@ func ReadUsage() Usage {
 		}
 	}
 	return u
+}
+
+// Memory is the process's live Go heap and resident set, read after a
+// garbage collection that returned free memory to the OS.
+type Memory struct {
+	// Heap is the live Go heap (runtime.MemStats.HeapAlloc).
+	Heap int64
+	// RSS is the resident set size; 0 when unknown.
+	RSS int64
+}
+
+// ReadMemory collects garbage, returns free pages to the OS and reads
+// the process's memory.
+func ReadMemory() Memory {
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Memory{Heap: int64(ms.HeapAlloc), RSS: ReadUsage().RSS}
 }
 
 // ResetPeakRSS makes the peak resident set size start again from the
