@@ -185,6 +185,63 @@ func TestJWKSKeyHygiene(t *testing.T) {
 	}
 }
 
+// TestJWKSPublicHalfOfPublishedPrivateKey: when the JWKS publishes a key
+// with its private members, the same key published again without them is
+// not used either: anyone who read the JWKS can sign with it.
+func TestJWKSPublicHalfOfPublishedPrivateKey(t *testing.T) {
+	t.Parallel()
+	r := keys()
+	for _, tc := range []struct {
+		name   string
+		signer testKey
+		alg    string
+	}{
+		{"EC", r.attackerEC, "ES256"},
+		{"RSA", r.attacker, "RS256"},
+		{"Ed25519", testKey{"x", r.ed.priv}, "EdDSA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			valid := newECKey(t, "valid")
+			srv := newJWKSServer(t)
+			srv.setRaw(rawJWKS(t,
+				jwkMap(t, jwk{kid: "public-half", use: "sig", pub: tc.signer.public()}),
+				privateJWK(t, tc.signer, "leaked", "d"),
+				jwkMap(t, pubJWK(valid))))
+			v := newVerifier(t, srv.URL, nil)
+			wantCode(t, v, signES256(t, valid), "")
+			_, e := wantCode(t, v, sign(t, tc.signer, map[string]any{"typ": "secevent+jwt", "alg": tc.alg, "kid": "public-half"}, baseClaims()), verify.CodeInvalidKey)
+			if !strings.Contains(e.Description, "private key members") {
+				t.Errorf("want the description to say why, got %q", e.Description)
+			}
+			st := v.KeyStatus(context.Background())
+			if st.Keys != 1 || st.SkippedTotal[verify.SkipPrivateMember] != 2 || len(st.Skipped) != 2 ||
+				st.Skipped[1].KID != "public-half" || !strings.Contains(st.Skipped[1].Detail, `(kid "leaked")`) {
+				t.Errorf("want both halves skipped as private_member, got %+v", st)
+			}
+		})
+	}
+}
+
+// TestJWKSManySkipped: a JWKS of many bad keys is counted in full but
+// listed (and logged) only in part.
+func TestJWKSManySkipped(t *testing.T) {
+	t.Parallel()
+	a := newECKey(t, "key-a")
+	ks := []any{jwkMap(t, pubJWK(a))}
+	for i := range 1000 {
+		ks = append(ks, map[string]any{"kty": "oct", "kid": strings.Repeat("k", i%7+1), "k": "c2VjcmV0"})
+	}
+	srv := newJWKSServer(t)
+	srv.setRaw(rawJWKS(t, ks...))
+	v := newVerifier(t, srv.URL, nil)
+	wantCode(t, v, signES256(t, a), "")
+	st := v.KeyStatus(context.Background())
+	if st.Keys != 1 || st.SkippedTotal[verify.SkipSymmetric] != 1000 || len(st.Skipped) != 16 {
+		t.Errorf("want 1 key, 1000 counted and 16 listed, got %d keys, %v, %d listed", st.Keys, st.SkippedTotal, len(st.Skipped))
+	}
+}
+
 // TestJWKSKidlessSkipsUnusable: a SET without kid is tried only against
 // usable keys; a private key published without kid verifies nothing.
 func TestJWKSKidlessSkipsUnusable(t *testing.T) {

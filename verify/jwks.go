@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -57,21 +58,18 @@ type SkippedKey struct {
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 // keyTable is one parsed JWKS response: the usable public keys in
-// document order, and the kids of the skipped ones.
+// document order, and the skipped ones.
 type keyTable struct {
-	keys    []jwkset.JWK
-	byKID   map[string]jwkset.JWK // first key wins when a kid repeats
-	skipped []SkippedKey
+	keys         []jwkset.JWK
+	byKID        map[string]jwkset.JWK // first key wins when a kid repeats
+	skipped      []SkippedKey
+	skippedByKID map[string]SkippedKey
 }
 
 // skippedKID returns why the key with kid was skipped, if it was.
 func (t *keyTable) skippedKID(kid string) (SkippedKey, bool) {
-	for _, s := range t.skipped {
-		if s.KID == kid {
-			return s, true
-		}
-	}
-	return SkippedKey{}, false
+	s, ok := t.skippedByKID[kid]
+	return s, ok
 }
 
 // errNoUsableKey is a JWKS response that parsed but holds no key setgate
@@ -92,11 +90,26 @@ func parseJWKS(body []byte) (*keyTable, error) {
 	if set.Keys == nil {
 		return nil, errors.New(`jwks: not a JWK Set: no "keys" array`)
 	}
-	t := &keyTable{byKID: make(map[string]jwkset.JWK)}
+	t := &keyTable{byKID: make(map[string]jwkset.JWK), skippedByKID: make(map[string]SkippedKey)}
+	var usable []jwkset.JWK
+	var exposed []exposedKey
 	for _, raw := range set.Keys {
-		j, skip := parseJWK(raw)
+		j, skip, pub := parseJWK(raw)
 		if skip != nil {
 			t.skipped = append(t.skipped, *skip)
+			if pub != nil {
+				exposed = append(exposed, exposedKey{kid: skip.KID, pub: pub})
+			}
+			continue
+		}
+		usable = append(usable, j)
+	}
+	// A public key whose private half the same JWKS publishes is as
+	// compromised as the private one.
+	for _, j := range usable {
+		if e, ok := exposedBy(exposed, j.Key()); ok {
+			t.skipped = append(t.skipped, SkippedKey{KID: truncate(j.Marshal().KID, 256), Reason: SkipPrivateMember,
+				Detail: fmt.Sprintf("its private key is published in the same JWKS (kid %q)", truncate(e.kid, 64))})
 			continue
 		}
 		t.keys = append(t.keys, j)
@@ -104,6 +117,11 @@ func parseJWKS(body []byte) (*keyTable, error) {
 			if _, dup := t.byKID[kid]; !dup {
 				t.byKID[kid] = j
 			}
+		}
+	}
+	for _, s := range t.skipped {
+		if _, dup := t.skippedByKID[s.KID]; !dup && s.KID != "" {
+			t.skippedByKID[s.KID] = s
 		}
 	}
 	if len(t.keys) == 0 {
@@ -127,29 +145,56 @@ func noUsableKey(skipped []SkippedKey) error {
 	return fmt.Errorf("%w (%d skipped: %s)", errNoUsableKey, len(skipped), strings.Join(reasons, ", "))
 }
 
+// exposedKey is the public half of a key a JWKS published with its
+// private members.
+type exposedKey struct {
+	kid string
+	pub crypto.PublicKey
+}
+
+// exposedBy returns the exposed key equal to pub, if any.
+func exposedBy(exposed []exposedKey, pub crypto.PublicKey) (exposedKey, bool) {
+	for _, e := range exposed {
+		if k, ok := e.pub.(interface{ Equal(crypto.PublicKey) bool }); ok && k.Equal(pub) {
+			return e, true
+		}
+	}
+	return exposedKey{}, false
+}
+
 // parseJWK turns one member of "keys" into a public key setgate may
-// verify with, or says why it is skipped.
-func parseJWK(raw json.RawMessage) (jwkset.JWK, *SkippedKey) {
+// verify with, or says why it is skipped. For a key skipped for its
+// private members, pub is its public half when that parses.
+func parseJWK(raw json.RawMessage) (j jwkset.JWK, skip *SkippedKey, pub crypto.PublicKey) {
 	var members map[string]json.RawMessage
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(raw, &members) != nil {
-		return jwkset.JWK{}, &SkippedKey{Reason: SkipUnparsable, Detail: "not a JSON object"}
+		return jwkset.JWK{}, &SkippedKey{Reason: SkipUnparsable, Detail: "not a JSON object"}, nil
 	}
 	kid, _ := stringClaim(members, "kid")
 	kid = truncate(kid, 256)
-	skip := func(r SkipReason, format string, args ...any) (jwkset.JWK, *SkippedKey) {
-		return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: r, Detail: fmt.Sprintf(format, args...)}
-	}
 	kty, ok := stringClaim(members, "kty")
 	if !ok {
-		return skip(SkipUnparsable, "kty is missing or not a string")
+		return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: SkipUnparsable, Detail: "kty is missing or not a string"}, nil
 	}
 	if kty == string(jwkset.KtyOct) {
-		return skip(SkipSymmetric, "kty oct is a symmetric key")
+		return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: SkipSymmetric, Detail: "kty oct is a symmetric key"}, nil
 	}
+	j, skip = parsePublic(raw, members, kid, kty)
 	for _, m := range privateMembers {
 		if _, ok := members[m]; ok {
-			return skip(SkipPrivateMember, "has private key member %q", m)
+			if skip == nil {
+				pub = j.Key()
+			}
+			return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: SkipPrivateMember, Detail: fmt.Sprintf("has private key member %q", m)}, pub
 		}
+	}
+	return j, skip, nil
+}
+
+// parsePublic parses the public members of a JWK of type kty.
+func parsePublic(raw json.RawMessage, members map[string]json.RawMessage, kid, kty string) (jwkset.JWK, *SkippedKey) {
+	skip := func(r SkipReason, format string, args ...any) (jwkset.JWK, *SkippedKey) {
+		return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: r, Detail: fmt.Sprintf(format, args...)}
 	}
 	switch kty {
 	case string(jwkset.KtyRSA):

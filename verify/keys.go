@@ -45,7 +45,7 @@ type KeyStatus struct {
 	LastFetch time.Time `json:"last_fetch,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
 	// Skipped lists the keys of the last parsed response that are not
-	// used, with the reason.
+	// used, with the reason (the first 16).
 	Skipped []SkippedKey `json:"skipped,omitempty"`
 	// SkippedTotal counts the skipped keys of every response by reason.
 	SkippedTotal map[SkipReason]int64 `json:"skipped_total,omitempty"`
@@ -167,15 +167,23 @@ func (ks *keySet) get(ctx context.Context) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// noteSkipped records the keys one response skipped, logs each and adds
+// maxSkippedListed bounds how many skipped keys of one response are
+// logged one by one and listed in [KeyStatus]; the totals count them all.
+const maxSkippedListed = 16
+
+// noteSkipped records the keys one response skipped, logs them and adds
 // them to the per-reason totals.
 func (ks *keySet) noteSkipped(ctx context.Context, skipped []SkippedKey) {
-	for _, s := range skipped {
+	listed := skipped[:min(len(skipped), maxSkippedListed)]
+	for _, s := range listed {
 		ks.log.WarnContext(ctx, "jwks key skipped", "jwks_uri", ks.uri, "kid", s.KID, "reason", s.Reason, "detail", s.Detail)
+	}
+	if more := len(skipped) - len(listed); more > 0 {
+		ks.log.WarnContext(ctx, "jwks keys skipped", "jwks_uri", ks.uri, "more", more)
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	ks.skipped = skipped
+	ks.skipped = slices.Clone(listed)
 	for _, s := range skipped {
 		if ks.skippedTotal == nil {
 			ks.skippedTotal = make(map[SkipReason]int64)
