@@ -23,7 +23,7 @@ type Config struct {
 	Algorithms []string
 	// Profile is ProfileSSF (default when empty) or ProfileRFC8417.
 	Profile Profile
-	// MaxClockSkew bounds how far in the future iat may be (and how far
+	// MaxClockSkew bounds how far in the future iat and nbf may be (and how far
 	// past exp a SET is still accepted under rfc8417). Zero means 5m.
 	MaxClockSkew time.Duration
 	// MaxAge, when positive, refuses a SET whose iat is older than this

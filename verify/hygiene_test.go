@@ -69,7 +69,7 @@ func TestJWKSKeyHygiene(t *testing.T) {
 		wantMsg string // substring of the rejection's description
 	}{
 		{name: "EC with private d", bad: func(tb testing.TB) any { return privateJWK(tb, r.attackerEC, "bad", "d") },
-			signer: r.attackerEC, alg: "ES256", reason: verify.SkipPrivateMember, wantMsg: "private key members"},
+			signer: r.attackerEC, alg: "ES256", reason: verify.SkipPrivateMember, wantMsg: "private key is published"},
 		{name: "RSA with all private members", bad: func(tb testing.TB) any {
 			return privateJWK(tb, r.attacker, "bad", "d", "p", "q", "dp", "dq", "qi")
 		}, signer: r.attacker, alg: "RS256", reason: verify.SkipPrivateMember},
@@ -211,7 +211,7 @@ func TestJWKSPublicHalfOfPublishedPrivateKey(t *testing.T) {
 			v := newVerifier(t, srv.URL, nil)
 			wantCode(t, v, signES256(t, valid), "")
 			_, e := wantCode(t, v, sign(t, tc.signer, map[string]any{"typ": "secevent+jwt", "alg": tc.alg, "kid": "public-half"}, baseClaims()), verify.CodeInvalidKey)
-			if !strings.Contains(e.Description, "private key members") {
+			if !strings.Contains(e.Description, "private key is published") {
 				t.Errorf("want the description to say why, got %q", e.Description)
 			}
 			st := v.KeyStatus(context.Background())

@@ -277,7 +277,7 @@ func skippedError(t *keyTable, kid string) *Error {
 		return nil
 	}
 	why := map[SkipReason]string{
-		SkipPrivateMember: "it is published with private key members",
+		SkipPrivateMember: "its private key is published in the JWKS",
 		SkipSymmetric:     "it is a symmetric key",
 		SkipUnparsable:    "it is malformed",
 		SkipWeak:          "it is too weak (" + s.Detail + ")",
