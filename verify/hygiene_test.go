@@ -282,7 +282,29 @@ func TestJWKSNoUsableKey(t *testing.T) {
 		if st.SkippedTotal[verify.SkipPrivateMember] != 1 || st.SkippedTotal[verify.SkipUnparsable] != 1 || len(st.Skipped) != 2 {
 			t.Errorf("want one key skipped as private_member and one as unparsable, got %+v", st)
 		}
-		wantCode(t, v, sign(t, r.attackerEC, baseHeader("ES256", testKey{kid: "priv"}), baseClaims()), verify.CodeInvalidKey)
+		_, e := wantCode(t, v, sign(t, r.attackerEC, baseHeader("ES256", testKey{kid: "priv"}), baseClaims()), verify.CodeInvalidKey)
+		if !strings.Contains(e.Description, "private key is published") {
+			t.Errorf("want the description to say why, got %q", e.Description)
+		}
+		wantHits(t, srv, 1)
+	})
+
+	t.Run("cached key whose private key is then published", func(t *testing.T) {
+		t.Parallel()
+		a := newECKey(t, "key-a")
+		srv := newJWKSServer(t, pubJWK(a))
+		v := newVerifier(t, srv.URL, func(_ *verify.Config, o *verify.Options) { o.MinRefreshInterval = 1 })
+		wantCode(t, v, signES256(t, a), "")
+		srv.setRaw(rawJWKS(t, privateJWK(t, a, "key-a-leaked", "d")))
+		wantCode(t, v, signES256(t, newECKey(t, "key-x")), verify.CodeInvalidKey) // refresh
+		_, e := wantCode(t, v, signES256(t, a), verify.CodeInvalidKey)
+		if !strings.Contains(e.Description, "private key is published") {
+			t.Errorf("want the description to say why, got %q", e.Description)
+		}
+		st := v.KeyStatus(context.Background())
+		if st.Keys != 0 || st.Failures != 1 || st.SkippedTotal[verify.SkipPrivateMember] != 2 {
+			t.Errorf("want the exposed cached key dropped, got %+v", st)
+		}
 	})
 
 	t.Run("after good keys", func(t *testing.T) {

@@ -57,7 +57,7 @@ type SkippedKey struct {
 // key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-// keyTable is one parsed JWKS response: the usable public keys in
+// keyTable is the keys of one JWKS response: the usable public keys in
 // document order, and the skipped ones.
 type keyTable struct {
 	keys         []jwkset.JWK
@@ -72,15 +72,42 @@ func (t *keyTable) skippedKID(kid string) (SkippedKey, bool) {
 	return s, ok
 }
 
+// admit adds the usable keys, except those whose private half is
+// exposed: a public key whose private key the JWKS publishes is as
+// compromised as the private one. Those are skipped as private_member.
+func (t *keyTable) admit(usable []jwkset.JWK, exposed []exposedKey) {
+	for _, j := range usable {
+		if e, ok := exposedBy(exposed, j.Key()); ok {
+			t.skip(SkippedKey{KID: truncate(j.Marshal().KID, 256), Reason: SkipPrivateMember,
+				Detail: fmt.Sprintf("its private key is published in the JWKS (kid %q)", truncate(e.kid, 64))})
+			continue
+		}
+		t.keys = append(t.keys, j)
+		if kid := j.Marshal().KID; kid != "" {
+			if _, dup := t.byKID[kid]; !dup {
+				t.byKID[kid] = j
+			}
+		}
+	}
+}
+
+func (t *keyTable) skip(s SkippedKey) {
+	t.skipped = append(t.skipped, s)
+	if _, dup := t.skippedByKID[s.KID]; !dup && s.KID != "" {
+		t.skippedByKID[s.KID] = s
+	}
+}
+
 // errNoUsableKey is a JWKS response that parsed but holds no key setgate
 // may use; it counts as a failed fetch.
 var errNoUsableKey = errors.New("jwks: no usable key")
 
 // parseJWKS reads a JWK Set (RFC 7517 §5) key by key. Keys that must not
 // or cannot be used are skipped and listed with the reason; the others
-// are kept. The error is set when body is not a JWK Set or no key is
-// usable (the table then still lists what was skipped).
-func parseJWKS(body []byte) (*keyTable, error) {
+// are kept. When body is not a JWK Set the table is nil. When no key of
+// body is usable the error is errNoUsableKey and the table keeps the keys
+// of cached (if any), except those whose private key body publishes.
+func parseJWKS(body []byte, cached *keyTable) (*keyTable, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -96,7 +123,7 @@ func parseJWKS(body []byte) (*keyTable, error) {
 	for _, raw := range set.Keys {
 		j, skip, pub := parseJWK(raw)
 		if skip != nil {
-			t.skipped = append(t.skipped, *skip)
+			t.skip(*skip)
 			if pub != nil {
 				exposed = append(exposed, exposedKey{kid: skip.KID, pub: pub})
 			}
@@ -104,30 +131,15 @@ func parseJWKS(body []byte) (*keyTable, error) {
 		}
 		usable = append(usable, j)
 	}
-	// A public key whose private half the same JWKS publishes is as
-	// compromised as the private one.
-	for _, j := range usable {
-		if e, ok := exposedBy(exposed, j.Key()); ok {
-			t.skipped = append(t.skipped, SkippedKey{KID: truncate(j.Marshal().KID, 256), Reason: SkipPrivateMember,
-				Detail: fmt.Sprintf("its private key is published in the same JWKS (kid %q)", truncate(e.kid, 64))})
-			continue
-		}
-		t.keys = append(t.keys, j)
-		if kid := j.Marshal().KID; kid != "" {
-			if _, dup := t.byKID[kid]; !dup {
-				t.byKID[kid] = j
-			}
-		}
+	t.admit(usable, exposed)
+	if len(t.keys) > 0 {
+		return t, nil
 	}
-	for _, s := range t.skipped {
-		if _, dup := t.skippedByKID[s.KID]; !dup && s.KID != "" {
-			t.skippedByKID[s.KID] = s
-		}
+	err := noUsableKey(t.skipped)
+	if cached != nil {
+		t.admit(cached.keys, exposed)
 	}
-	if len(t.keys) == 0 {
-		return t, noUsableKey(t.skipped)
-	}
-	return t, nil
+	return t, err
 }
 
 // noUsableKey describes a response without a usable key, e.g.

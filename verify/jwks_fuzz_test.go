@@ -37,7 +37,7 @@ func fuzzJWK(tb testing.TB, pub crypto.PublicKey, kid string, extra map[string]s
 // FuzzParseJWKS: whatever the body, parseJWKS does not panic; every key
 // of the set is either usable or skipped with a known reason; a usable
 // key is a public ECDSA, Ed25519 or RSA (of at least MinRSABits) key; an
-// error means no usable key.
+// error means no usable key, and then at most the cached keys are kept.
 func FuzzParseJWKS(f *testing.F) {
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -74,8 +74,20 @@ func FuzzParseJWKS(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	reasons := SkipReasons()
+	cached, err := parseJWKS([]byte(`{"keys":[`+good+`]}`), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		tab, err := parseJWKS(body)
+		// With keys cached from an earlier response: a response without a
+		// usable key keeps them, unless it publishes their private key.
+		if tab, err := parseJWKS(body, cached); errors.Is(err, errNoUsableKey) {
+			if len(tab.keys) > len(cached.keys) || len(tab.keys) == 1 && !tab.keys[0].Key().(*ecdsa.PublicKey).Equal(&ec.PublicKey) {
+				t.Fatalf("want at most the cached key kept, got %d keys", len(tab.keys))
+			}
+		}
+
+		tab, err := parseJWKS(body, nil)
 		var set struct {
 			Keys []json.RawMessage `json:"keys"`
 		}

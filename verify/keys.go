@@ -63,8 +63,9 @@ type keySet struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	// table holds the keys of the last usable response; nil before one.
-	// A response without a usable key leaves it as it is.
+	// table holds the keys in use and what the last JWKS response
+	// skipped; nil before a response. Only refresh stores it, and every
+	// refresh after the first runs in the singleflight group.
 	table atomic.Pointer[keyTable]
 
 	fetches      atomic.Int64
@@ -127,19 +128,18 @@ func (ks *keySet) run(ctx context.Context, every time.Duration) {
 
 // refresh fetches and parses the JWKS once. Keys replace the cached ones
 // only when the response holds at least one usable key; otherwise the
-// fetch counts as failed and the cached keys stay.
+// fetch counts as failed and the cached keys stay (see parseJWKS).
 func (ks *keySet) refresh(ctx context.Context) error {
 	body, err := ks.get(ctx)
 	if err == nil {
 		var t *keyTable
-		t, err = parseJWKS(body)
+		t, err = parseJWKS(body, ks.table.Load())
 		if t != nil {
 			ks.noteSkipped(ctx, t.skipped)
+			ks.table.Store(t)
 		}
 		if err != nil {
 			ks.fail(err)
-		} else {
-			ks.table.Store(t)
 		}
 	}
 	if err != nil {
@@ -228,7 +228,7 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 				if e := skippedError(t, h.Kid); e != nil {
 					return nil, e
 				}
-				err = jwkset.ErrKeyNotFound
+				err = fmt.Errorf("%w %q", jwkset.ErrKeyNotFound, h.Kid)
 			}
 		}
 		if err != nil {
