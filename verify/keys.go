@@ -82,7 +82,6 @@ type keySet struct {
 const refreshKey = "refresh"
 
 func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
-	first := ctx
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ks := &keySet{uri: uri, cancel: cancel, timeout: o.FetchTimeout, log: o.Logger,
 		limiter: rate.NewLimiter(rate.Every(o.MinRefreshInterval), 1)}
@@ -97,9 +96,11 @@ func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
 		},
 	}
 	ks.client = client
-	// Start even when the JWKS is down: an unknown kid fetches again, and
-	// the timer keeps trying.
-	fctx, fcancel := context.WithTimeout(first, o.FetchTimeout)
+	// The first fetch is bounded by the fetch timeout, not cancelled with
+	// the caller's context (a caller that must not wait bounds New
+	// itself). Start even when the JWKS is down: an unknown kid fetches
+	// again, and the timer keeps trying.
+	fctx, fcancel := context.WithTimeout(ctx, o.FetchTimeout)
 	_ = ks.refresh(fctx)
 	fcancel()
 	go ks.run(ctx, o.RefreshInterval)
