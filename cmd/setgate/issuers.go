@@ -36,6 +36,7 @@ type issuerEntry struct {
 	Algorithms        []string     `yaml:"algorithms"`
 	Profile           string       `yaml:"profile"`
 	MaxClockSkew      string       `yaml:"max_clock_skew"`
+	MaxAge            string       `yaml:"max_age"`
 	PayloadValidation string       `yaml:"payload_validation"`
 	Push              *pushBlock   `yaml:"push"`
 	Poll              *pollBlock   `yaml:"poll"`
@@ -279,6 +280,13 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 			return spec, fmt.Errorf("max_clock_skew: %q is not a duration like 5m", e.MaxClockSkew)
 		}
 		cfg.MaxClockSkew = d
+	}
+	if e.MaxAge != "" {
+		d, err := time.ParseDuration(e.MaxAge)
+		if err != nil || d <= 0 {
+			return spec, fmt.Errorf("max_age: %q is not a positive duration like 24h (leave it out to accept any age)", e.MaxAge)
+		}
+		cfg.MaxAge = d
 	}
 	switch e.PayloadValidation {
 	case "", "strict":
