@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, fmt.Errorf("push listener on %s: %w", s.HTTPAddr, listenCause(err))
 	}
 	app.pushLn = gateway.NewListener(ln, gateway.ListenerConfig{MaxConnections: s.MaxConnections, Logger: log})
+	warnFileLimit(s, log)
 	if app.adminLn, err = net.Listen("tcp", s.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin listener on %s: %w", s.AdminAddr, listenCause(err))
 	}
@@ -150,6 +152,21 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		"max_connections", s.MaxConnections)
 	started = true
 	return app, nil
+}
+
+// warnFileLimit warns when the push listener's cap leaves too few file
+// descriptors for everything else (admin, NATS, outbound calls, files):
+// the cap then no longer keeps the process from running out of them.
+func warnFileLimit(s settings, log *slog.Logger) {
+	const reserve = 256
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < uint64(s.MaxConnections)+reserve {
+		log.Warn("SETGATE_MAX_CONNECTIONS leaves too few file descriptors; lower it or raise the open-file limit",
+			"max_connections", s.MaxConnections, "rlimit_nofile", lim.Cur, "reserve", reserve)
+	}
 }
 
 // listenCause is the reason of a failed net.Listen without the
