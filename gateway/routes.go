@@ -19,6 +19,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.Post("/events/{name}", s.handlePush)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		closeConn(w)
 		writeError(w, http.StatusNotFound, verify.CodeInvalidRequest, "Not found; SETs are pushed to /events/{issuer}.")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -170,7 +169,7 @@ func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
 	if path == "" {
 		return nil, errors.New("SETGATE_ISSUERS_FILE is not set")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readBoundedFile(path, maxIssuersFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("issuers file: %w", err)
 	}
@@ -179,7 +178,7 @@ func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
 	fp := sha256.New()
 	fp.Write(data)
 	readFile := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(name)
+		b, err := readSecretFile(name)
 		l.files = append(l.files, name)
 		fp.Write([]byte(name))
 		fp.Write(b)
