@@ -44,7 +44,7 @@ func twoIssuers(t *testing.T, in gateway.Intake, maxConcurrent int, wrap func(ht
 	return srv
 }
 
-// TestUnauthenticatedAnswersClose: 401, 403 and 404 carry Connection:
+// TestUnauthenticatedAnswersClose: 401, 403, 404 and 405 carry Connection:
 // close and the server closes the connection after the answer, even when
 // the client asked for keep-alive; other answers keep the connection.
 func TestUnauthenticatedAnswersClose(t *testing.T) {
@@ -54,17 +54,19 @@ func TestUnauthenticatedAnswersClose(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	tests := []struct {
 		name       string
+		method     string
 		path       string
 		token      string
 		wantStatus int
 		wantClose  bool
 	}{
-		{"no credential", "/events/acme", "", http.StatusUnauthorized, true},
-		{"wrong credential", "/events/acme", "nope", http.StatusUnauthorized, true},
-		{"another issuer's credential", "/events/acme", "gtok", http.StatusForbidden, true},
-		{"unknown issuer", "/events/initech", "tok", http.StatusNotFound, true},
-		{"unknown path", "/other", "tok", http.StatusNotFound, true},
-		{"accepted", "/events/acme", "tok", http.StatusAccepted, false},
+		{"no credential", "POST", "/events/acme", "", http.StatusUnauthorized, true},
+		{"wrong credential", "POST", "/events/acme", "nope", http.StatusUnauthorized, true},
+		{"another issuer's credential", "POST", "/events/acme", "gtok", http.StatusForbidden, true},
+		{"unknown issuer", "POST", "/events/initech", "tok", http.StatusNotFound, true},
+		{"unknown path", "POST", "/other", "tok", http.StatusNotFound, true},
+		{"wrong method", "GET", "/events/acme", "tok", http.StatusMethodNotAllowed, true},
+		{"accepted", "POST", "/events/acme", "tok", http.StatusAccepted, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +80,7 @@ func TestUnauthenticatedAnswersClose(t *testing.T) {
 			if tt.token != "" {
 				auth = "Authorization: Bearer " + tt.token + "\r\n"
 			}
-			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/secevent+jwt\r\nContent-Length: 5\r\n\r\nx.y.z", tt.path, auth)
+			fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/secevent+jwt\r\nContent-Length: 5\r\n\r\nx.y.z", tt.method, tt.path, auth)
 			br := bufio.NewReader(c)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {

@@ -141,6 +141,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	// The per-issuer rate limit applies to authenticated pushes only, so
 	// nobody else can spend an issuer's budget.
 	if wait, ok := is.allow(time.Now()); !ok {
+		// Answered before the body is read: closing spares the server
+		// reading a body it will not use (a slow upload would hold the
+		// answer for up to SETGATE_READ_TIMEOUT).
+		closeConn(w)
 		w.Header().Set("Retry-After", strconv.Itoa(wait))
 		writeError(w, http.StatusTooManyRequests, "", "Too many SETs for this issuer; retry after the time given.")
 		return
