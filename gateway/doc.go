@@ -7,7 +7,9 @@
 // The handler checks, in order: the issuer exists (404), the transmitter's
 // bearer credential (401 with WWW-Authenticate, or 403 access_denied when
 // the credential belongs to another issuer), the content type (415), the
-// body size (413) and the issuer's concurrency limit (429). It then hands
+// body size (413) and, once the whole body has been read, the issuer's
+// concurrency limit (429): a slow upload holds a connection, never a slot.
+// A 401, 403 or 404 answer closes the connection. It then hands
 // the body to the [Intake] shared with the poller, which verifies it and
 // publishes every event to JetStream. The answer is 202 with an empty body
 // only after JetStream acknowledged every event; a SET error is 400 with

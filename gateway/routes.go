@@ -19,9 +19,13 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.Post("/events/{name}", s.handlePush)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		closeConn(w)
 		writeError(w, http.StatusNotFound, verify.CodeInvalidRequest, "Not found; SETs are pushed to /events/{issuer}.")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		// Nothing a transmitter sends: close, like 401/403/404, so a
+		// client cannot hold connections open without a credential.
+		closeConn(w)
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, verify.CodeInvalidRequest, "Only POST is allowed here.")
 	})

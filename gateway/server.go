@@ -52,7 +52,10 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxBodyBytes caps a pushed SET; larger bodies get 413. Zero: 65536.
 	MaxBodyBytes int64
-	// MaxConcurrent caps in-flight pushes per issuer; more get 429. Zero: 256.
+	// MaxConcurrent caps the pushes of one issuer being verified and
+	// published at once; a push whose body has been read while the issuer
+	// is at the cap gets 429. A push still sending its body does not count.
+	// Zero: 256.
 	MaxConcurrent int
 	// RetryAfterSeconds is sent with 503 answers. Zero: 5.
 	RetryAfterSeconds int
@@ -126,16 +129,22 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	is := s.lookup(name)
 	if is == nil || !is.Push.set {
+		closeConn(w)
 		writeError(w, http.StatusNotFound, verify.CodeInvalidRequest, "No issuer takes pushes at this path.")
 		return
 	}
 	if code, desc := s.authenticate(is, r.Header.Get("Authorization")); code != "" {
+		closeConn(w)
 		writeError(w, statusFor(code), code, desc)
 		return
 	}
 	// The per-issuer rate limit applies to authenticated pushes only, so
 	// nobody else can spend an issuer's budget.
 	if wait, ok := is.allow(time.Now()); !ok {
+		// Answered before the body is read: closing spares the server
+		// reading a body it will not use (a slow upload would hold the
+		// answer for up to SETGATE_READ_TIMEOUT).
+		closeConn(w)
 		w.Header().Set("Retry-After", strconv.Itoa(wait))
 		writeError(w, http.StatusTooManyRequests, "", "Too many SETs for this issuer; retry after the time given.")
 		return
@@ -146,14 +155,6 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, verify.CodeInvalidRequest, "The SET is larger than this receiver accepts.")
-		return
-	}
-	select {
-	case is.slots <- struct{}{}:
-		defer func() { <-is.slots }()
-	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "", "Too many SETs in flight for this issuer; retry shortly.")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
@@ -168,6 +169,17 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body) == 0 {
 		writeError(w, http.StatusBadRequest, verify.CodeInvalidRequest, "The request body is empty; it must be the SET.")
+		return
+	}
+	// The slot is taken only once the whole body is in hand, so a client
+	// that sends its body slowly holds a connection, never a slot: the
+	// slots bound the SETs being verified and published at once.
+	select {
+	case is.slots <- struct{}{}:
+		defer func() { <-is.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "", "Too many SETs in flight for this issuer; retry shortly.")
 		return
 	}
 	_, err = s.cfg.Intake.Accept(r.Context(), is.Source, body, bridge.DeliveryPush)
@@ -210,6 +222,13 @@ func (is *issuer) allow(now time.Time) (retryAfter int, ok bool) {
 	r.CancelAt(now)
 	return max(int(math.Ceil(wait.Seconds())), 1), false
 }
+
+// closeConn makes the server close the connection after this answer.
+// Answers to clients that are not (or not yet) a known transmitter (401,
+// 403, 404) end the connection, so that such a client cannot keep idle
+// keep-alive connections, and their file descriptors, open (RFC 9112
+// §9.6). Over HTTP/2 the server sends GOAWAY instead.
+func closeConn(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 
 // authenticate checks the presented bearer token against the issuer's
 // credential, then against the others to tell a wrong credential (401)

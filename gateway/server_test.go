@@ -223,6 +223,9 @@ func TestRateLimit429(t *testing.T) {
 		if st.want != http.StatusTooManyRequests {
 			continue
 		}
+		if !resp.Close {
+			t.Errorf("%s: want Connection: close on a 429 answered before the body is read", st.name)
+		}
 		// One token an hour: the next is 3600 s away, give or take the
 		// time this test took so far.
 		ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))

@@ -105,6 +105,7 @@ type stateCollector struct {
 	state StateFunc
 
 	jwksFetches, jwksFailures, jwksKeys, jwksLast                                 *prometheus.Desc
+	jwksSkipped                                                                   *prometheus.Desc
 	pollRequests, pollReceived, pollAcked, pollSetErrs, pollFailures, pollBackoff *prometheus.Desc
 	pollLastSuccess, pollLease, natsConnected, configInfo, configOK, configLoaded *prometheus.Desc
 	streamHealthy, streamStatus                                                   *prometheus.Desc
@@ -123,6 +124,7 @@ func NewStateCollector(state StateFunc) prometheus.Collector {
 		jwksFailures:    d("setgate_jwks_fetch_failures_total", "JWKS fetches that failed (network, status, size, parse).", issuer),
 		jwksKeys:        d("setgate_jwks_keys", "Keys in the issuer's JWKS cache.", issuer),
 		jwksLast:        d("setgate_jwks_last_fetch_timestamp_seconds", "When the JWKS was last fetched (Unix time).", issuer),
+		jwksSkipped:     d("setgate_jwks_keys_skipped_total", "JWKS keys not used, by reason (private_member, symmetric, unparsable, weak, unsupported), counted per response.", []string{"issuer", "reason"}),
 		pollRequests:    d("setgate_poll_requests_total", "Poll requests answered with 200.", issuer),
 		pollReceived:    d("setgate_poll_sets_received_total", "SETs returned by poll requests.", issuer),
 		pollAcked:       d("setgate_poll_acked_total", "jtis acknowledged to the transmitter.", issuer),
@@ -141,7 +143,7 @@ func NewStateCollector(state StateFunc) prometheus.Collector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jwksFetches, c.jwksFailures, c.jwksKeys, c.jwksLast, c.pollRequests,
+	for _, d := range []*prometheus.Desc{c.jwksFetches, c.jwksFailures, c.jwksKeys, c.jwksLast, c.jwksSkipped, c.pollRequests,
 		c.pollReceived, c.pollAcked, c.pollSetErrs, c.pollFailures, c.pollBackoff, c.pollLastSuccess, c.pollLease,
 		c.natsConnected, c.configInfo, c.configOK, c.configLoaded, c.streamHealthy, c.streamStatus} {
 		ch <- d
@@ -161,6 +163,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		put(c.jwksFailures, prometheus.CounterValue, float64(is.JWKS.Failures), is.Name)
 		put(c.jwksKeys, prometheus.GaugeValue, float64(is.JWKS.Keys), is.Name)
 		put(c.jwksLast, prometheus.GaugeValue, unix(is.JWKS.LastFetch), is.Name)
+		for _, r := range verify.SkipReasons() {
+			put(c.jwksSkipped, prometheus.CounterValue, float64(is.JWKS.SkippedTotal[r]), is.Name, string(r))
+		}
 		if p := is.Poll; p != nil {
 			put(c.pollRequests, prometheus.CounterValue, float64(p.Polls), is.Name)
 			put(c.pollReceived, prometheus.CounterValue, float64(p.Received), is.Name)

@@ -257,10 +257,17 @@ func (l *Loop) term(ctx context.Context) {
 		}
 		l.failures = 0
 		l.update(func(s *Status) { s.ConsecutiveFailures = 0 })
-		if !resp.MoreAvailable && len(resp.Sets) == 0 && len(resp.Malformed) == 0 &&
+		// An answer without SETs is empty whatever its moreAvailable says
+		// (RFC 8936 §2.4 gives no meaning to "more" with none returned), and
+		// with no SETs in it nothing is pending to acknowledge. An empty
+		// answer that came early does not get an immediate new request: a
+		// transmitter answering {"sets":{},"moreAvailable":true} at once
+		// would otherwise be polled in a tight loop.
+		if len(resp.Sets) == 0 && len(resp.Malformed) == 0 && len(l.ack) == 0 && len(l.setErrs) == 0 &&
 			l.cfg.Now().Sub(started) < l.cfg.LongPollTimeout/2 {
-			// The transmitter answered an empty long poll early: do not
-			// spin on it.
+			if resp.MoreAvailable {
+				l.log.DebugContext(ctx, "poll answered moreAvailable without SETs; treated as empty")
+			}
 			if l.cfg.Sleep(ctx, l.cfg.MinBackoff) != nil {
 				return
 			}

@@ -69,7 +69,22 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage, set *SET) *Error {
 	if numericDate(f).After(now.Add(v.cfg.MaxClockSkew)) {
 		return badRequest("The iat claim is more than %s in the future.", v.cfg.MaxClockSkew)
 	}
+	if v.cfg.MaxAge > 0 && now.Sub(numericDate(f)) > v.cfg.MaxAge {
+		return badRequest("The SET is too old: iat is more than %s in the past (this receiver's max_age).", v.cfg.MaxAge)
+	}
 	set.IAT = iat
+
+	if _, ok := c["nbf"]; ok {
+		// RFC 7519 §4.1.5: the token must not be accepted before nbf.
+		nbf, ok := numberClaim(c, "nbf")
+		if !ok {
+			return badRequest("The nbf claim is not a number.")
+		}
+		nf, _ := nbf.Float64()
+		if numericDate(nf).After(now.Add(v.cfg.MaxClockSkew)) {
+			return badRequest("The SET is not valid yet: nbf is more than %s in the future.", v.cfg.MaxClockSkew)
+		}
+	}
 
 	jti, ok := stringClaim(c, "jti")
 	if !ok || jti == "" {

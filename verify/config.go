@@ -23,9 +23,14 @@ type Config struct {
 	Algorithms []string
 	// Profile is ProfileSSF (default when empty) or ProfileRFC8417.
 	Profile Profile
-	// MaxClockSkew bounds how far in the future iat may be (and how far
+	// MaxClockSkew bounds how far in the future iat and nbf may be (and how far
 	// past exp a SET is still accepted under rfc8417). Zero means 5m.
 	MaxClockSkew time.Duration
+	// MaxAge, when positive, refuses a SET whose iat is older than this
+	// (invalid_request), so that replays older than the duplicate window
+	// are shut out. Zero (the default) accepts any age: poll backlogs and
+	// push retries can legitimately deliver old SETs.
+	MaxAge time.Duration
 	// Lenient accepts CAEP/RISC payload faults (a required field missing
 	// or mistyped, a misspelled value such as change_type "revoked") and
 	// subject identifier value faults (an email that is not an addr-spec,
@@ -55,7 +60,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Validate checks c and returns the first problem as a *FieldError whose
 // Field is the issuers-file key (issuer, audience, jwks_uri, algorithms,
-// profile, max_clock_skew).
+// profile, max_clock_skew, max_age).
 func (c *Config) Validate() error {
 	if c.Issuer == "" {
 		return &FieldError{"issuer", "is required"}
@@ -101,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxClockSkew < 0 {
 		return &FieldError{"max_clock_skew", "must not be negative"}
+	}
+	if c.MaxAge < 0 {
+		return &FieldError{"max_age", "must not be negative"}
 	}
 	return nil
 }

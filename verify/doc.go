@@ -19,7 +19,9 @@
 //     unknown kid, key alg/use/type fit the token, signature verifies
 //     (invalid_key);
 //  5. aud names one of the configured audiences (invalid_audience);
-//  6. claim structure, profile rules, subject identifiers and known
+//  6. claim structure, time claims (iat not in the future and nbf
+//     reached, each within [Config.MaxClockSkew]; iat not older than
+//     [Config.MaxAge] when set), profile rules, subject identifiers and known
 //     CAEP/RISC/SSF event payloads (invalid_request);
 //  7. verification event state (invalid_state).
 //
@@ -36,4 +38,12 @@
 //
 // Keys come only from the configured jwks_uri: the jku, x5u, x5c and jwk
 // headers are never followed.
+//
+// # Keys are public keys
+//
+// The JWKS is parsed key by key. A key with private members or of type
+// oct, and a key that does not parse, is too weak or of an unsupported
+// type, is skipped (see [SkipReason]) without discarding the keys beside
+// it; [KeyStatus] lists and counts what was skipped. A response without
+// a usable key counts as a failed fetch and the cached keys stay.
 package verify

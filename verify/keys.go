@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
@@ -45,37 +46,47 @@ type KeyStatus struct {
 	Failures  int64     `json:"failures"`
 	LastFetch time.Time `json:"last_fetch,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// Skipped lists the keys of the last parsed response that are not
+	// used, with the reason (the first 16).
+	Skipped []SkippedKey `json:"skipped,omitempty"`
+	// SkippedTotal counts the skipped keys of every response by reason.
+	SkippedTotal map[SkipReason]int64 `json:"skipped_total,omitempty"`
 }
 
-// keySet is one issuer's JWKS: fetched by keyfunc from jwks_uri, cached,
+// keySet is one issuer's JWKS: fetched from jwks_uri, parsed key by key
+// (unusable keys are skipped and counted, see [SkipReason]), cached, and
 // refreshed on a timer and (rate-limited) on an unknown kid.
 type keySet struct {
 	uri     string
-	kf      keyfunc.Keyfunc
+	client  *http.Client
 	cancel  context.CancelFunc
 	group   singleflight.Group
+	limiter *rate.Limiter
 	timeout time.Duration
 	log     *slog.Logger
 
-	fetches  atomic.Int64
-	failures atomic.Int64
-	mu       sync.Mutex
-	last     time.Time
-	lastErr  string
+	// table holds the keys in use and what the last JWKS response
+	// skipped; nil before a response. Only refresh stores it, and every
+	// refresh after the first runs in the singleflight group.
+	table atomic.Pointer[keyTable]
 
-	// byKID caches keys found in the storage, so a SET does not copy the
-	// whole key set. Every JWKS response clears it once jwkset has
-	// replaced the keys (the body is closed after that); gen makes sure a
-	// lookup that read the storage before a refresh cannot insert a key
-	// after it.
-	cacheMu sync.RWMutex
-	byKID   map[string]jwkset.JWK
-	gen     atomic.Uint64
+	fetches      atomic.Int64
+	failures     atomic.Int64
+	mu           sync.Mutex
+	last         time.Time
+	lastErr      string
+	skipped      []SkippedKey
+	skippedTotal map[SkipReason]int64
 }
+
+// refreshKey is the singleflight key of every refresh: concurrent misses,
+// whatever their kid, and the periodic refresh share one fetch.
+const refreshKey = "refresh"
 
 func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ks := &keySet{uri: uri, cancel: cancel, timeout: o.FetchTimeout, log: o.Logger}
+	ks := &keySet{uri: uri, cancel: cancel, timeout: o.FetchTimeout, log: o.Logger,
+		limiter: rate.NewLimiter(rate.Every(o.MinRefreshInterval), 1)}
 	// The outbound policy: every fetch bounded by FetchTimeout, bodies
 	// capped, redirects followed only within the same https origin.
 	client := outbound.Policy{
@@ -84,41 +95,115 @@ func newKeySet(ctx context.Context, uri string, o *Options) (*keySet, error) {
 		Redirects: outbound.SameOrigin,
 		Transport: &countingTransport{base: o.transport(), ks: ks, max: o.MaxJWKSBytes},
 	}.Client()
-	noErr := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{uri}, keyfunc.Override{
-		Client:                    client,
-		HTTPTimeout:               o.FetchTimeout,
-		NoErrorReturnFirstHTTPReq: &noErr, // start even when the JWKS is down; cached keys arrive later
-		RateLimitWaitMax:          o.FetchTimeout,
-		RefreshInterval:           o.RefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(o.MinRefreshInterval), 1),
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				ks.log.WarnContext(ctx, "jwks refresh failed", "jwks_uri", u, "err", err)
-			}
-		},
-	})
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("verify: jwks %s: %w", uri, err)
-	}
-	ks.kf = kf
+	ks.client = client
+	// The first fetch is bounded by the fetch timeout, not cancelled with
+	// the caller's context (a caller that must not wait bounds New
+	// itself). Start even when the JWKS is down: an unknown kid fetches
+	// again, and the timer keeps trying.
+	fctx, fcancel := context.WithTimeout(ctx, o.FetchTimeout)
+	_ = ks.refresh(fctx)
+	fcancel()
+	go ks.run(ctx, o.RefreshInterval)
 	return ks, nil
 }
 
 func (ks *keySet) close() { ks.cancel() }
 
+// run refreshes the keys every interval until ctx ends.
+func (ks *keySet) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, _, _ = ks.group.Do(refreshKey, func() (any, error) {
+			rctx, cancel := context.WithTimeout(ctx, ks.timeout)
+			defer cancel()
+			return nil, ks.refresh(rctx)
+		})
+	}
+}
+
+// refresh fetches and parses the JWKS once. Keys replace the cached ones
+// only when the response holds at least one usable key; otherwise the
+// fetch counts as failed and the cached keys stay (see parseJWKS).
+func (ks *keySet) refresh(ctx context.Context) error {
+	body, err := ks.get(ctx)
+	if err == nil {
+		var t *keyTable
+		t, err = parseJWKS(body, ks.table.Load())
+		if t != nil {
+			ks.noteSkipped(ctx, t.skipped)
+			ks.table.Store(t)
+		}
+		if err != nil {
+			ks.fail(err)
+		}
+	}
+	if err != nil {
+		ks.log.WarnContext(ctx, "jwks refresh failed", "jwks_uri", ks.uri, "err", err)
+	}
+	return err
+}
+
+// get fetches the JWKS body. The transport counts the fetch and records
+// network, status and size failures.
+func (ks *keySet) get(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ks.uri, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := ks.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks: status %d", resp.StatusCode)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// maxSkippedListed bounds how many skipped keys of one response are
+// logged one by one and listed in [KeyStatus]; the totals count them all.
+const maxSkippedListed = 16
+
+// noteSkipped records the keys one response skipped, logs them and adds
+// them to the per-reason totals.
+func (ks *keySet) noteSkipped(ctx context.Context, skipped []SkippedKey) {
+	listed := skipped[:min(len(skipped), maxSkippedListed)]
+	for _, s := range listed {
+		ks.log.WarnContext(ctx, "jwks key skipped", "jwks_uri", ks.uri, "kid", s.KID, "reason", s.Reason, "detail", s.Detail)
+	}
+	if more := len(skipped) - len(listed); more > 0 {
+		ks.log.WarnContext(ctx, "jwks keys skipped", "jwks_uri", ks.uri, "more", more)
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.skipped = slices.Clone(listed)
+	for _, s := range skipped {
+		if ks.skippedTotal == nil {
+			ks.skippedTotal = make(map[SkipReason]int64)
+		}
+		ks.skippedTotal[s.Reason]++
+	}
+}
+
 // lookup returns the keys that may verify a token with this header: the
 // one named by kid (refreshing once, rate-limited, if it is unknown), or
 // without kid every key whose type fits alg.
 func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
+	t := ks.table.Load()
+	if t == nil {
+		t = &keyTable{}
+	}
 	if h.Kid == "" {
-		all, err := ks.kf.Storage().KeyReadAll(ctx)
-		if err != nil {
-			return nil, &Error{Code: CodeInvalidKey, Description: "The issuer's keys are not available.", Err: err}
-		}
 		var keys []any
-		for _, j := range all {
+		for _, j := range t.keys {
 			if k, e := fit(j, h.Alg); e == nil {
 				keys = append(keys, k)
 			}
@@ -131,29 +216,25 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	if len(h.Kid) > 256 {
 		return nil, reject(CodeInvalidKey, "The kid header is too long.")
 	}
-	j, err := ks.cached(ctx, h.Kid)
-	if errors.Is(err, jwkset.ErrKeyNotFound) {
-		// Concurrent misses for one kid share one refresh; the refresh
-		// itself is rate-limited inside jwkset and bounded by the timeout.
-		// A caller whose context ends stops waiting for it.
-		ch := ks.group.DoChan(h.Kid, func() (any, error) {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ks.timeout)
-			defer cancel()
-			return ks.kf.Storage().KeyRead(rctx, h.Kid)
-		})
-		select {
-		case res := <-ch:
-			if res.Err == nil {
-				j, err = res.Val.(jwkset.JWK), nil
-			} else {
-				err = res.Err
-			}
-		case <-ctx.Done():
-			err = ctx.Err()
+	j, ok := t.byKID[h.Kid]
+	if !ok {
+		if e := skippedError(t, h.Kid); e != nil {
+			// The issuer publishes this kid, unusable: a refresh would
+			// only spend the rate limit.
+			return nil, e
 		}
-	}
-	if err != nil {
-		return nil, &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key ID %q is not in the issuer's JWKS.", truncate(h.Kid, 64)), Err: err}
+		var err error
+		if t, err = ks.refreshUnknown(ctx); err == nil {
+			if j, ok = t.byKID[h.Kid]; !ok {
+				if e := skippedError(t, h.Kid); e != nil {
+					return nil, e
+				}
+				err = fmt.Errorf("%w %q", jwkset.ErrKeyNotFound, h.Kid)
+			}
+		}
+		if err != nil {
+			return nil, &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key ID %q is not in the issuer's JWKS.", truncate(h.Kid, 64)), Err: err}
+		}
 	}
 	k, e := fit(j, h.Alg)
 	if e != nil {
@@ -162,44 +243,49 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	return []any{k}, nil
 }
 
-// cached returns the key with kid from the cache, without a fetch; a miss
-// is jwkset.ErrKeyNotFound. Storage().KeyRead would refresh on a miss
-// itself, outside the singleflight group: concurrent misses would race for
-// the rate limiter and all but the first would be rejected.
-func (ks *keySet) cached(ctx context.Context, kid string) (jwkset.JWK, error) {
-	ks.cacheMu.RLock()
-	j, ok := ks.byKID[kid]
-	ks.cacheMu.RUnlock()
-	if ok {
-		return j, nil
-	}
-	gen := ks.gen.Load()
-	all, err := ks.kf.Storage().KeyReadAll(ctx)
-	if err != nil {
-		return jwkset.JWK{}, err
-	}
-	for _, j := range all {
-		if j.Marshal().KID == kid {
-			ks.cacheMu.Lock()
-			if ks.gen.Load() == gen {
-				if ks.byKID == nil {
-					ks.byKID = make(map[string]jwkset.JWK)
-				}
-				ks.byKID[kid] = j
-			}
-			ks.cacheMu.Unlock()
-			return j, nil
+// refreshUnknown refreshes the keys for a kid that is not in the cache,
+// at most once per MinRefreshInterval, and returns the keys afterwards.
+// Concurrent misses share one refresh, bounded by the fetch timeout; a
+// caller whose context ends stops waiting for it.
+func (ks *keySet) refreshUnknown(ctx context.Context) (*keyTable, error) {
+	ch := ks.group.DoChan(refreshKey, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ks.timeout)
+		defer cancel()
+		if err := ks.limiter.Wait(rctx); err != nil {
+			return nil, fmt.Errorf("jwks refresh rate-limited: %w", err)
 		}
+		return nil, ks.refresh(rctx)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return jwkset.JWK{}, jwkset.ErrKeyNotFound
+	if t := ks.table.Load(); t != nil {
+		return t, nil
+	}
+	return &keyTable{}, nil
 }
 
-// invalidate forgets the cached keys; called when a JWKS response is done.
-func (ks *keySet) invalidate() {
-	ks.cacheMu.Lock()
-	ks.gen.Add(1)
-	ks.byKID = nil
-	ks.cacheMu.Unlock()
+// skippedError is the rejection of a SET whose kid names a key the JWKS
+// publishes but setgate does not use; nil when kid was not skipped.
+func skippedError(t *keyTable, kid string) *Error {
+	s, ok := t.skippedKID(kid)
+	if !ok {
+		return nil
+	}
+	why := map[SkipReason]string{
+		SkipPrivateMember: "its private key is published in the JWKS",
+		SkipSymmetric:     "it is a symmetric key",
+		SkipUnparsable:    "it is malformed",
+		SkipWeak:          "it is too weak (" + s.Detail + ")",
+		SkipUnsupported:   "its type is not supported",
+	}[s.Reason]
+	return &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key %q of the issuer's JWKS is not used: %s.", truncate(kid, 64), why),
+		Err: fmt.Errorf("jwks key skipped: %s: %s", s.Reason, s.Detail)}
 }
 
 // fit checks that a JWK may verify alg: its use, key_ops and alg members
@@ -262,13 +348,15 @@ func curveFor(alg string) elliptic.Curve {
 	return nil
 }
 
-func (ks *keySet) status(ctx context.Context) KeyStatus {
+func (ks *keySet) status(context.Context) KeyStatus {
 	s := KeyStatus{URI: ks.uri, Fetches: ks.fetches.Load(), Failures: ks.failures.Load()}
-	if all, err := ks.kf.Storage().KeyReadAll(ctx); err == nil {
-		s.Keys = len(all)
+	if t := ks.table.Load(); t != nil {
+		s.Keys = len(t.keys)
 	}
 	ks.mu.Lock()
 	s.LastFetch, s.LastError = ks.last, ks.lastErr
+	s.Skipped = slices.Clone(ks.skipped)
+	s.SkippedTotal = maps.Clone(ks.skippedTotal)
 	ks.mu.Unlock()
 	return s
 }
@@ -355,9 +443,5 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the response; jwkset closes it after replacing the key set
-// (or failing to), so the key cache is cleared here.
-func (b *limitedBody) Close() error {
-	b.ks.invalidate()
-	return b.rc.Close()
-}
+// Close closes the response.
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -39,7 +39,8 @@ type settings struct {
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
 	PublicURL         string        `env:"PUBLIC_URL" help:"externally reachable base URL of the push receiver"`
 	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413"`
-	MaxConcurrent     int           `env:"MAX_CONCURRENT" envDefault:"256" help:"in-flight pushes per issuer before 429"`
+	MaxConcurrent     int           `env:"MAX_CONCURRENT" envDefault:"256" help:"pushes per issuer being verified and published at once (body read) before 429"`
+	MaxConnections    int           `env:"MAX_CONNECTIONS" envDefault:"4096" help:"open connections on the push listener; more wait in the kernel's accept queue"`
 	TLSCertFile       string        `env:"TLS_CERT_FILE" help:"TLS certificate for the push listener"`
 	TLSKeyFile        string        `env:"TLS_KEY_FILE" help:"TLS key for the push listener"`
 	TLSClientCAFile   string        `env:"TLS_CLIENT_CA_FILE" help:"CA bundle: require and verify transmitter client certificates (mTLS)"`
@@ -96,6 +97,9 @@ func (s *settings) validate() error {
 	}
 	if s.MaxBodyBytes <= 0 {
 		return fmt.Errorf("environment: SETGATE_MAX_BODY_BYTES must be positive")
+	}
+	if s.MaxConnections <= 0 {
+		return fmt.Errorf("environment: SETGATE_MAX_CONNECTIONS must be positive")
 	}
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		return fmt.Errorf("environment: SETGATE_STREAM_REPLICAS must be 1 to 5")

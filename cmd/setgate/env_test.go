@@ -33,6 +33,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{"bad level", map[string]string{"SETGATE_LOG_LEVEL": "loud"}, "SETGATE_LOG_LEVEL"},
 		{"bad format", map[string]string{"SETGATE_LOG_FORMAT": "xml"}, "SETGATE_LOG_FORMAT"},
 		{"bad body", map[string]string{"SETGATE_MAX_BODY_BYTES": "0"}, "SETGATE_MAX_BODY_BYTES"},
+		{"bad connection cap", map[string]string{"SETGATE_MAX_CONNECTIONS": "0"}, "SETGATE_MAX_CONNECTIONS"},
 		{"bad replicas", map[string]string{"SETGATE_STREAM_REPLICAS": "7"}, "SETGATE_STREAM_REPLICAS"},
 		{"tls half", map[string]string{"SETGATE_TLS_CERT_FILE": "/c.pem"}, "SETGATE_TLS_KEY_FILE"},
 		{"client ca alone", map[string]string{"SETGATE_TLS_CLIENT_CA_FILE": "/ca.pem"}, "SETGATE_TLS_CLIENT_CA_FILE"},

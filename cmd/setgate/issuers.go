@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -37,6 +36,7 @@ type issuerEntry struct {
 	Algorithms        []string     `yaml:"algorithms"`
 	Profile           string       `yaml:"profile"`
 	MaxClockSkew      string       `yaml:"max_clock_skew"`
+	MaxAge            string       `yaml:"max_age"`
 	PayloadValidation string       `yaml:"payload_validation"`
 	Push              *pushBlock   `yaml:"push"`
 	Poll              *pollBlock   `yaml:"poll"`
@@ -200,7 +200,7 @@ func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
 	if path == "" {
 		return nil, errors.New("SETGATE_ISSUERS_FILE is not set")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readBoundedFile(path, maxIssuersFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("issuers file: %w", err)
 	}
@@ -209,7 +209,7 @@ func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
 	fp := sha256.New()
 	fp.Write(data)
 	readFile := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(name)
+		b, err := readSecretFile(name)
 		l.files = append(l.files, name)
 		fp.Write([]byte(name))
 		fp.Write(b)
@@ -310,6 +310,13 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 			return spec, fmt.Errorf("max_clock_skew: %q is not a duration like 5m", e.MaxClockSkew)
 		}
 		cfg.MaxClockSkew = d
+	}
+	if e.MaxAge != "" {
+		d, err := time.ParseDuration(e.MaxAge)
+		if err != nil || d <= 0 {
+			return spec, fmt.Errorf("max_age: %q is not a positive duration like 24h (leave it out to accept any age)", e.MaxAge)
+		}
+		cfg.MaxAge = d
 	}
 	switch e.PayloadValidation {
 	case "", "strict":

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -68,6 +69,9 @@ func TestParseIssuers(t *testing.T) {
 		{"alg hmac", strings.Replace("issuers:"+goodIssuer, "[ES256]", "[HS256]", 1), `issuer "acme": algorithms: "HS256" is not allowed`},
 		{"bad profile", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    profile: oidc\n    algorithms", 1), `issuer "acme": profile:`},
 		{"bad skew", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_clock_skew: soon\n    algorithms", 1), `issuer "acme": max_clock_skew:`},
+		{"bad max_age", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_age: a day\n    algorithms", 1), `issuer "acme": max_age: "a day" is not a positive duration`},
+		{"negative max_age", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_age: -1h\n    algorithms", 1), `issuer "acme": max_age: "-1h" is not a positive duration`},
+		{"zero max_age", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    max_age: 0s\n    algorithms", 1), `issuer "acme": max_age:`},
 		{"bad payload validation", strings.Replace("issuers:"+goodIssuer, "    algorithms", "    payload_validation: loose\n    algorithms", 1), `payload_validation:`},
 		{"missing secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/nope", 1), `issuer "acme": push.bearer_token_file:`},
 		{"empty secret file", strings.Replace("issuers:"+goodIssuer, "/secrets/acme", "/secrets/empty", 1), `is empty`},
@@ -126,6 +130,33 @@ func TestParseIssuers(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("error leaks the secret: %q", err)
+			}
+		})
+	}
+}
+
+// TestParseIssuersMaxAge: max_age reaches the verifier's configuration;
+// left out, it is off.
+func TestParseIssuersMaxAge(t *testing.T) {
+	files := map[string]string{"/secrets/acme": "s3cret\n"}
+	tests := []struct {
+		name string
+		line string
+		want time.Duration
+	}{
+		{"off by default", "", 0},
+		{"one day", "    max_age: 24h\n", 24 * time.Hour},
+		{"minutes", "    max_age: 90m\n", 90 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := strings.Replace("issuers:"+goodIssuer, "    algorithms", tt.line+"    algorithms", 1)
+			specs, err := parseIssuers([]byte(yaml), nil, readFake(files))
+			if err != nil {
+				t.Fatalf("want success, got %v", err)
+			}
+			if got := specs[0].Verify.MaxAge; got != tt.want {
+				t.Errorf("want max_age %v, got %v", tt.want, got)
 			}
 		})
 	}

@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
@@ -34,7 +37,7 @@ type gatewayApp struct {
 	watched     []string // files of the configuration in force
 	push        *http.Server
 	admin       *http.Server
-	pushLn      net.Listener
+	pushLn      *gateway.Listener
 	adminLn     net.Listener
 	pushURL     string
 }
@@ -52,20 +55,63 @@ func serve(ctx context.Context, s settings, vars map[string]string, log *slog.Lo
 	return app.run(ctx)
 }
 
-func startGateway(ctx context.Context, s settings, vars map[string]string, log *slog.Logger) (app *gatewayApp, err error) {
+// startGateway starts the parts in order: listeners (bound, not yet
+// serving), NATS bridge, issuers. When a part fails, the parts started
+// before it are stopped in reverse order and the error names the part.
+func startGateway(ctx context.Context, s settings, vars map[string]string, log *slog.Logger) (*gatewayApp, error) {
 	loaded, err := loadIssuers(s.IssuersFile, vars)
 	if err != nil {
 		return nil, err
 	}
-	app = &gatewayApp{s: s, log: log, vars: vars, metrics: gateway.NewMetrics()}
+	if err := checkNATSFiles(s); err != nil {
+		return nil, err
+	}
+	app := &gatewayApp{s: s, log: log, vars: vars, metrics: gateway.NewMetrics()}
+	started := false
 	defer func() {
-		if err != nil {
-			app.close(context.WithoutCancel(ctx))
+		if !started {
+			_ = app.close(context.WithoutCancel(ctx))
 		}
 	}()
 
-	app.br, err = bridge.Open(ctx, bridgeConfig(s), log)
+	app.push = &http.Server{
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.ReadTimeout + s.PublishTimeout + 5*time.Second,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		// Accept errors are logged at warn by the gateway.Listener; what
+		// net/http reports here (TLS handshakes, malformed requests) is
+		// the clients' business.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	scheme := "http"
+	if s.TLSCertFile != "" {
+		if app.push.TLSConfig, err = serverTLS(s); err != nil {
+			return nil, err
+		}
+		scheme = "https"
+	}
+	app.admin = &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+	}
+	// The listeners are bound first, so that a port in use fails the
+	// start before NATS or any issuer is touched. Only the push listener
+	// is capped: the admin listener (probes, metrics) stays reachable when
+	// the push side is full.
+	ln, err := net.Listen("tcp", s.HTTPAddr)
 	if err != nil {
+		return nil, fmt.Errorf("push listener on %s: %w", s.HTTPAddr, listenCause(err))
+	}
+	app.pushLn = gateway.NewListener(ln, gateway.ListenerConfig{MaxConnections: s.MaxConnections, Logger: log})
+	warnFileLimit(s, log)
+	if app.adminLn, err = net.Listen("tcp", s.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin listener on %s: %w", s.AdminAddr, listenCause(err))
+	}
+
+	if app.br, err = bridge.Open(ctx, bridgeConfig(s), log); err != nil {
 		return nil, err
 	}
 
@@ -88,45 +134,62 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 	if err = app.metrics.Register(gateway.NewStreamCollector(app.br.Monitor().Stats)); err != nil {
 		return nil, err
 	}
+	if err = app.metrics.Register(connectionsGauge(app.pushLn)); err != nil {
+		return nil, err
+	}
 	app.issuers = newLiveIssuers(s, log, app.br, intake, app.gw)
 	observed.live = app.issuers
 	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
 		return nil, err
 	}
 	app.loaded(loaded)
+	app.push.Handler = app.gw.Handler()
+	app.admin.Handler = app.gw.AdminHandler()
 
-	app.push = &http.Server{
-		Handler:           app.gw.Handler(),
-		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		ReadTimeout:       s.ReadTimeout,
-		WriteTimeout:      s.ReadTimeout + s.PublishTimeout + 5*time.Second,
-		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	scheme := "http"
-	if s.TLSCertFile != "" {
-		if app.push.TLSConfig, err = serverTLS(s); err != nil {
-			return nil, err
-		}
-		scheme = "https"
-	}
-	app.admin = &http.Server{
-		Handler:           app.gw.AdminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-	}
-	if app.pushLn, err = net.Listen("tcp", s.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("push listener: %w", err)
-	}
-	if app.adminLn, err = net.Listen("tcp", s.AdminAddr); err != nil {
-		return nil, fmt.Errorf("admin listener: %w", err)
-	}
 	app.pushURL = scheme + "://" + app.pushLn.Addr().String()
 	log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
-		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.specs), "config_hash", loaded.hash)
+		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.specs), "config_hash", loaded.hash,
+		"max_connections", s.MaxConnections)
+	started = true
 	return app, nil
+}
+
+// warnFileLimit warns when the push listener's cap leaves too few file
+// descriptors for everything else (admin, NATS, outbound calls, files):
+// the cap then no longer keeps the process from running out of them.
+func warnFileLimit(s settings, log *slog.Logger) {
+	const reserve = 256
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < uint64(s.MaxConnections)+reserve {
+		log.Warn("SETGATE_MAX_CONNECTIONS leaves too few file descriptors; lower it or raise the open-file limit",
+			"max_connections", s.MaxConnections, "rlimit_nofile", lim.Cur, "reserve", reserve)
+	}
+}
+
+// listenCause is the reason of a failed net.Listen without the
+// "listen tcp <addr>:" the caller already says, e.g. "address already in
+// use" or "permission denied".
+func listenCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	var sc *os.SyscallError
+	if errors.As(err, &sc) && sc.Err != nil {
+		err = sc.Err
+	}
+	return err
+}
+
+// connectionsGauge exports the push listener's open connections.
+func connectionsGauge(ln *gateway.Listener) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "setgate_push_connections_open",
+		Help: "Connections open on the push listener (capped by SETGATE_MAX_CONNECTIONS).",
+	}, func() float64 { return float64(ln.Open()) })
 }
 
 // bridgeConfig maps the NATS settings onto the bridge's configuration.
@@ -142,24 +205,60 @@ func bridgeConfig(s settings) bridge.Config {
 	}
 }
 
+// serverTLS builds the push listener's TLS configuration. The files must
+// be regular files: the key at most maxSecretFileBytes, certificates at
+// most maxCertFileBytes.
 func serverTLS(s settings) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+	certPEM, err := readBoundedFile(s.TLSCertFile, maxCertFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls: SETGATE_TLS_CERT_FILE: %w", err)
+	}
+	keyPEM, err := readSecretFile(s.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: SETGATE_TLS_KEY_FILE: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %s and %s: %w", s.TLSCertFile, s.TLSKeyFile, err)
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if s.TLSClientCAFile != "" {
-		pem, err := os.ReadFile(s.TLSClientCAFile)
+		pem, err := readBoundedFile(s.TLSClientCAFile, maxCertFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("tls client ca: %w", err)
+			return nil, fmt.Errorf("tls: SETGATE_TLS_CLIENT_CA_FILE: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls client ca: no certificate in %s", s.TLSClientCAFile)
+			return nil, fmt.Errorf("tls: SETGATE_TLS_CLIENT_CA_FILE: no certificate in %s", s.TLSClientCAFile)
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// checkNATSFiles checks that the NATS credential and TLS files named in
+// the settings are regular files of bounded size before the NATS client
+// reads them (it would block on a FIFO): secrets at most
+// maxSecretFileBytes, certificates at most maxCertFileBytes.
+func checkNATSFiles(s settings) error {
+	for _, f := range []struct {
+		name, path string
+		limit      int64
+	}{
+		{"SETGATE_NATS_CREDS_FILE", s.NATSCredsFile, maxSecretFileBytes},
+		{"SETGATE_NATS_NKEY_FILE", s.NATSNKeyFile, maxSecretFileBytes},
+		{"SETGATE_NATS_CA_FILE", s.NATSCAFile, maxCertFileBytes},
+		{"SETGATE_NATS_CERT_FILE", s.NATSCertFile, maxCertFileBytes},
+		{"SETGATE_NATS_KEY_FILE", s.NATSKeyFile, maxSecretFileBytes},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := readBoundedFile(f.path, f.limit); err != nil {
+			return fmt.Errorf("nats: %s: %w", f.name, err)
+		}
+	}
+	return nil
 }
 
 // run serves until ctx is done or a listener fails, then shuts down in
@@ -216,10 +315,11 @@ func (app *gatewayApp) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admin shutdown: %w", err))
 		}
 	}
-	for _, ln := range []net.Listener{app.pushLn, app.adminLn} {
-		if ln != nil {
-			_ = ln.Close() // already closed when its server ran
-		}
+	if app.pushLn != nil {
+		_ = app.pushLn.Close() // already closed when its server ran
+	}
+	if app.adminLn != nil {
+		_ = app.adminLn.Close()
 	}
 	if app.issuers != nil {
 		// Poll loops finish their batch and acknowledge before NATS drains.

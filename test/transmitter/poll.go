@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,6 +67,10 @@ type Fault struct {
 	// Duplicate redelivers every SET already acknowledged, next to the
 	// pending ones.
 	Duplicate bool
+	// EmptyMore answers at once {"sets":{},"moreAvailable":true} whatever
+	// is pending (acks and setErrs are processed): a transmitter that
+	// claims more but returns none.
+	EmptyMore bool
 }
 
 // queued is one SET waiting in the PollServer's queue.
@@ -94,6 +99,8 @@ type PollServer struct {
 	faults   []Fault
 	requests []PollRequest
 	arrived  chan struct{} // closed and replaced when a SET is enqueued
+
+	emptyMore atomic.Bool // SetEmptyMore
 }
 
 // NewPollServer starts a poll endpoint at [PollServer.URL].
@@ -158,6 +165,10 @@ func (p *PollServer) Inject(faults ...Fault) {
 	defer p.mu.Unlock()
 	p.faults = append(p.faults, faults...)
 }
+
+// SetEmptyMore switches the EmptyMore fault on for every request until it
+// is switched off.
+func (p *PollServer) SetEmptyMore(on bool) { p.emptyMore.Store(on) }
 
 // Pending is the number of SETs neither acknowledged nor reported.
 func (p *PollServer) Pending() int {
@@ -274,6 +285,9 @@ func (p *PollServer) answer(r *http.Request, rec *PollRequest, fault Fault) (int
 	}
 
 	p.settle(body.Ack, body.SetErrs)
+	if fault.EmptyMore || p.emptyMore.Load() {
+		return http.StatusOK, []byte(`{"sets":{},"moreAvailable":true}`)
+	}
 	sets, more := p.take(r.Context(), body, fault.Duplicate)
 	if fault.BadJSON {
 		return http.StatusOK, []byte(`{"sets": {"x": `)
