@@ -16,9 +16,9 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
-	"github.com/setgate/setgate/test/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 
