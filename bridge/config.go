@@ -23,7 +23,7 @@ const (
 const rejectedPrefix = "setgate"
 
 // Config holds the NATS settings, filled by cmd from the SETGATE_* variables
-// (DESIGN.md §2).
+// (README "Environment").
 type Config struct {
 	// URL of an external NATS server (SETGATE_NATS_URL); empty starts an
 	// embedded server with JetStream.

@@ -57,9 +57,10 @@ const (
 	DeliveryPoll Delivery = "poll"
 )
 
-// Envelope is the JSON body of each published message (DESIGN.md §5): the
-// claims of the SET that apply to every event, one event, and how and when
-// the SET arrived.
+// Envelope is the JSON body of each published message (README "Subjects and
+// messages"); a SET with several events is published as one message per
+// event. It holds the claims of the SET that apply to every event, one
+// event, and how and when the SET arrived.
 type Envelope struct {
 	// Issuer is the configured issuer name; Iss the SET's iss claim.
 	Issuer string `json:"issuer"`

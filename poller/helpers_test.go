@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
-	"github.com/setgate/setgate/test/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
-	"github.com/setgate/setgate/test/transmitter"
 )
 
 // TestRequestTimeout: a poll request is waited for twice the expected

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
-	"github.com/setgate/setgate/test/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

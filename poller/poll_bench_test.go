@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // BenchmarkPollStream is the poll path: b.N SETs queued at a transmitter,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // capacityBytes is the stream's byte limit in the capacity tests: a few

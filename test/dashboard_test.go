@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // The monitoring assets of the Helm chart, and the chart test that holds the allow-list of

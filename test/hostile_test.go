@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // The hostile-client gateway's bounds.

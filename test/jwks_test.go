@@ -18,7 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // jwksMode is what the faulty JWKS server answers.

@@ -1,6 +1,6 @@
 // Package test holds the black-box tests of the setgate binary: it is
 // built once, run as a child process against a real nats-server with
-// JetStream (in this process) and real transmitters (test/transmitter),
+// JetStream (in this process) and real transmitters (internal/transmitter),
 // and observed only through HTTP, its log and what lands in NATS.
 package test
 
@@ -30,7 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // binary is the setgate binary built by TestMain.

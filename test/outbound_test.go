@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // foreignHost is a host on another origin than the SSF transmitter that

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // TestGracefulShutdown sends SIGTERM while a push is half-way through its

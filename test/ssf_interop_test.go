@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // ssfStreamDetail is the part of /issuers' stream detail the interop

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // freeAddr returns a loopback address nobody listens on right now (the

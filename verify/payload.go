@@ -91,7 +91,8 @@ func risc(name string, fields ...field) eventDef {
 	return eventDef{name: name, family: "RISC", fields: append(fields, fSubject)}
 }
 
-// payloads maps each known event type to its payload (SPEC.md §7).
+// payloads maps each known event type to its payload (CAEP 1.0 §3, RISC 1.0
+// §2, SSF 1.0 §8.1.4 and §8.1.5).
 // Types not listed here are accepted with any object payload.
 var payloads = func() map[string]eventDef {
 	defs := []eventDef{

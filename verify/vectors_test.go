@@ -11,7 +11,12 @@ import (
 	"github.com/setgate/setgate/verify"
 )
 
-// SPEC.md §8 test vectors, copied exactly.
+// Test vectors copied exactly from the specs: TV1 is RFC 8935 Figure 1 (a
+// legacy RISC subject, HS256), TV2 RFC 8417 Figure 6 (an unsecured SET,
+// alg none), TV3 the SSF 1.0 §8.1.4 verification event, TV4 the SSF 1.0
+// §8.1.5 stream-updated event, TV5 and TV6 the CAEP 1.0 §3 session-revoked
+// (complex subject) and credential-change (FIDO2) examples. The specs give
+// TV3 to TV6 as claims only; signVector signs them.
 const (
 	tv1 = "eyJ0eXAiOiJzZWNldmVudCtqd3QiLCJhbGciOiJIUzI1NiJ9Cg.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbS8iLCJqdGkiOiI3NTZFNjk3MTc1NjUyMDY5NjQ2NTZFNzQ2OTY2Njk2NTcyIiwiaWF0IjoxNTA4MTg0ODQ1LCJhdWQiOiI2MzZDNjk2NTZFNzQ1RjY5NjQiLCJldmVudHMiOnsiaHR0cHM6Ly9zY2hlbWFzLm9wZW5pZC5uZXQvc2VjZXZlbnQvcmlzYy9ldmVudC10eXBlL2FjY291bnQtZGlzYWJsZWQiOnsic3ViamVjdCI6eyJzdWJqZWN0X3R5cGUiOiJpc3Mtc3ViIiwiaXNzIjoiaHR0cHM6Ly9pZHAuZXhhbXBsZS5jb20vIiwic3ViIjoiNzM3NTYyNkE2NTYzNzQifSwicmVhc29uIjoiaGlqYWNraW5nIn19fQ.Y4rXxMD406P2edv00cr9Wf3_XwNtLjB9n-jTqN1_lLc"
 
@@ -59,8 +64,9 @@ func vectorIssuer(iss, aud string, more ...func(*verify.Config)) func(*verify.Co
 	}
 }
 
-// signVector signs claims exactly as given, with the header the SPEC.md
-// harness prescribes.
+// signVector signs claims exactly as given, with the explicitly typed header
+// {"typ":"secevent+jwt","alg":"RS256","kid":"rsa"} and the RSA-2048 key the
+// test JWKS publishes.
 func signVector(tb testing.TB, claims string) string {
 	tb.Helper()
 	return signRaw(tb, keys().rsa, "RS256", []byte(rsaHeader), []byte(claims))

@@ -15,7 +15,7 @@ import (
 )
 
 // settings are the process settings, read from SETGATE_* variables
-// (DESIGN.md §2). Each field's help tag is printed by --help.
+// (README "Environment"). Each field's help tag is printed by --help.
 type settings struct {
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:":8080" help:"push receiver listen address"`
 	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz, /metrics, /issuers)"`

@@ -18,7 +18,7 @@ func TestLoadSettingsDefaults(t *testing.T) {
 		!s.StreamManage || s.StreamReplicas != 1 || s.StreamMaxAge != 168*time.Hour || s.DuplicateWindow != time.Hour ||
 		s.MaxBodyBytes != 65536 || s.LogLevel != "info" || s.LogFormat != "json" || s.ShutdownTimeout != 20*time.Second ||
 		s.EmbeddedNATSAddr != "127.0.0.1:4222" || s.DataDir != "./data" {
-		t.Fatalf("defaults differ from DESIGN.md §2: %+v", s)
+		t.Fatalf("defaults differ from the README's Environment table: %+v", s)
 	}
 }
 

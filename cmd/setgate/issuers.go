@@ -22,7 +22,7 @@ import (
 	"github.com/setgate/setgate/verify"
 )
 
-// issuersFile is the YAML issuers file (DESIGN.md §2).
+// issuersFile is the YAML issuers file (README "The issuers file").
 type issuersFile struct {
 	Issuers []issuerEntry `yaml:"issuers"`
 }

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/gateway"
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // reloadGuard only keeps a test that is blocked (as it was before reloads

@@ -23,7 +23,7 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/cmd/setgate/bench"
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 const (

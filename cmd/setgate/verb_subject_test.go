@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // runSubject runs "setgate subject args…".

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

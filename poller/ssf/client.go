@@ -19,7 +19,9 @@ import (
 	"github.com/setgate/setgate/poller"
 )
 
-// Stream statuses (SPEC.md §6.4).
+// Stream statuses (SSF 1.0 §8.1.2): enabled, the transmitter sends events;
+// paused, it sends none and should hold them for later; disabled, it sends
+// none and holds none.
 const (
 	StatusEnabled  = "enabled"
 	StatusPaused   = "paused"
@@ -59,7 +61,7 @@ func (d Delivery) LogValue() slog.Value {
 		slog.Bool("authorization_header", d.AuthorizationHeader != ""))
 }
 
-// StreamConfig is an SSF stream configuration (SPEC.md §6.3). Requests
+// StreamConfig is an SSF stream configuration (SSF 1.0 §8.1.1). Requests
 // carry only the receiver-supplied members (stream_id, events_requested,
 // description, delivery); answers carry the transmitter's too.
 type StreamConfig struct {

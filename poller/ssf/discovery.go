@@ -15,7 +15,7 @@ import (
 	"github.com/setgate/setgate/verify"
 )
 
-// Delivery method URNs (SPEC.md §6.2).
+// Delivery method URNs (SSF 1.0 §6.1.1 push, §6.1.2 poll).
 const (
 	MethodPush = "urn:ietf:rfc:8935"
 	MethodPoll = "urn:ietf:rfc:8936"
@@ -50,7 +50,7 @@ type AuthorizationScheme struct {
 	SpecURN string `json:"spec_urn"`
 }
 
-// Metadata is a transmitter's configuration metadata (SPEC.md §6.1).
+// Metadata is a transmitter's configuration metadata (SSF 1.0 §7.1).
 type Metadata struct {
 	SpecVersion              string                `json:"spec_version,omitempty"`
 	Issuer                   string                `json:"issuer"`

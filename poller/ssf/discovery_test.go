@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller/ssf"
-	"github.com/setgate/setgate/test/transmitter"
 )
 
 func TestWellKnownURL(t *testing.T) {

@@ -8,7 +8,7 @@
 //
 //  1. [Discover] reads the transmitter's metadata from
 //     <issuer host>/.well-known/ssf-configuration<issuer path>, or after a
-//     404 from /.well-known/risc-configuration<issuer path> (SPEC.md §6.1:
+//     404 from /.well-known/risc-configuration<issuer path> (SSF 1.0 §7.2:
 //     the well-known segment goes between host and path, a trailing "/"
 //     is dropped). The answer must be 200 JSON of at most 1 MiB, name the
 //     configured issuer exactly, carry a jwks_uri (setgate verifies

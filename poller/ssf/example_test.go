@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
-	"github.com/setgate/setgate/test/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

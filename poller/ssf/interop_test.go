@@ -14,9 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
-	"github.com/setgate/setgate/test/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 

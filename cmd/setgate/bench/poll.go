@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/setgate/setgate/test/transmitter"
+	"github.com/setgate/setgate/internal/transmitter"
 )
 
 // PollResult is the outcome of [Drain].

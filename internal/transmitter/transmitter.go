@@ -1,10 +1,15 @@
-// Package transmitter is a small but real SET transmitter for tests, the
-// demo and the bench: it owns signing keys, serves its JWKS over HTTP on a
-// loopback address, signs SETs and pushes them (RFC 8935).
+// Package transmitter is the push, poll and SSF transmitter used by the
+// demo, the bench and the tests: a small but real SET transmitter that owns
+// signing keys, serves its JWKS over HTTP on a loopback address, signs SETs
+// and pushes them (RFC 8935), queues them for polling (RFC 8936) and runs
+// an OpenID Shared Signals (SSF) transmitter with discovery and stream
+// management.
 //
-// It is test and demo equipment, not a product surface: keys live in
+// It is demo and test equipment, not a product surface: keys live in
 // memory and the JWKS server is plain HTTP on loopback (which setgate
-// accepts only for loopback hosts).
+// accepts only for loopback hosts). It lives under internal/ because the
+// release binary links it (for the demo and bench verbs); nothing outside
+// this module may import it.
 package transmitter
 
 import (

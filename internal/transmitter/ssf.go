@@ -362,7 +362,8 @@ func (s *SSFTransmitter) SetStatus(status, reason string) {
 
 // SendStreamUpdated announces a status change on every stream with a
 // stream-updated event, then applies it (re-enabling applies it first, so
-// the event is delivered; SPEC.md §6.6). Delivery is synchronous.
+// the event is delivered: SSF 1.0 §8.1.5 has it sent before a stream
+// leaves enabled and when it is enabled again). Delivery is synchronous.
 func (s *SSFTransmitter) SendStreamUpdated(ctx context.Context, status, reason string) error {
 	payload := map[string]any{"status": status}
 	if reason != "" {
