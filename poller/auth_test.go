@@ -119,7 +119,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Auth = auth
-	_, stop := start(t, cfg, r.br)
+	l, stop := start(t, cfg, r.br)
 
 	first := r.enqueue(t, 3)
 	allAcked(t, r.ps, first)
@@ -149,6 +149,11 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 	}
 	if !saw401 {
 		t.Error("want the transmitter to have answered 401 to the revoked token")
+	}
+	// The 401 was answered by a new token and the same request sent again:
+	// an expired or revoked token is not a failed poll.
+	if st := l.Status(); st.LastError != "" || st.ConsecutiveFailures != 0 {
+		t.Errorf("want no failed poll for a token refreshed after a 401, got %q (%d failures)", st.LastError, st.ConsecutiveFailures)
 	}
 	for _, tr := range te.Requests() {
 		if got := tr.Form.Get("scope"); got != "ssf.read" {

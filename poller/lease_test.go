@@ -176,7 +176,9 @@ func TestLeaseOneReplicaPolls(t *testing.T) {
 	}
 
 	all := slices.Concat(sets, more, last)
-	got := stored(t, r.br.JetStream())
+	// Read through a bridge of its own: r.br is replica a's, closed above
+	// when a was the holder that lost NATS.
+	got := stored(t, openBridge(t, srv.ClientURL()).JetStream())
 	checkStoredOnce(t, got, all)
 	if len(got) != len(all) {
 		t.Errorf("want %d SETs stored, got %d", len(all), len(got))

@@ -344,32 +344,27 @@ func (l *Loop) exchange(ctx context.Context, maxEvents int, immediately bool) (R
 	}
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout(l.cfg.LongPollTimeout, l.cfg.TimeoutMargin))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.Endpoint, bytes.NewReader(data))
+	resp, err := l.send(ctx, data, len(body.SetErrs) > 0)
 	if err != nil {
-		return Response{}, fmt.Errorf("poller: %w", err)
+		return Response{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if len(body.SetErrs) > 0 {
-		req.Header.Set("Content-Language", "en")
-	}
-	if l.cfg.Auth != nil {
-		if err := l.cfg.Auth.Authorize(ctx, req); err != nil {
+	// An access token that expired mid-stream: the transmitter answers
+	// 401; fetch a new token and send the same request once more, so an
+	// ordinary expiry never shows as a failed poll.
+	if inv, ok := l.cfg.Auth.(invalidator); ok && resp.StatusCode == http.StatusUnauthorized {
+		drain(resp)
+		inv.Invalidate()
+		l.log.DebugContext(ctx, "transmitter answered 401; retrying with a new access token")
+		if resp, err = l.send(ctx, data, len(body.SetErrs) > 0); err != nil {
 			return Response{}, err
 		}
-	}
-	resp, err := l.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return Response{}, fmt.Errorf("poller: %w", err)
+		if resp.StatusCode == http.StatusUnauthorized {
+			inv.Invalidate()
+		}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // undefined body; ignored (RFC 8936 §2.4)
-		if resp.StatusCode == http.StatusUnauthorized {
-			if inv, ok := l.cfg.Auth.(invalidator); ok {
-				inv.Invalidate()
-			}
-		}
+		drain(resp)
 		l.count400(resp.StatusCode, len(body.Ack)+len(body.SetErrs) > 0)
 		return Response{}, errStatus{resp.StatusCode}
 	}
@@ -399,6 +394,37 @@ func (l *Loop) exchange(ctx context.Context, maxEvents int, immediately bool) (R
 	})
 	l.syncPending()
 	return parsed, nil
+}
+
+// send posts one poll request body, authorised by the configured
+// credential.
+func (l *Loop) send(ctx context.Context, data []byte, setErrs bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.Endpoint, bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("poller: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if setErrs {
+		req.Header.Set("Content-Language", "en")
+	}
+	if l.cfg.Auth != nil {
+		if err := l.cfg.Auth.Authorize(ctx, req); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := l.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("poller: %w", err)
+	}
+	return resp, nil
+}
+
+// drain reads what is left of an answer whose body is not used (RFC 8936
+// §2.4 leaves an error answer's body undefined) and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
 }
 
 // count400 drops the pending acks and setErrs after max400s consecutive
