@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
 )
 
 // SkipReason says why a key of an issuer's JWKS is not used. The set is
@@ -58,12 +60,32 @@ type SkippedKey struct {
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 // keyTable is the keys of one JWKS response: the usable public keys in
-// document order, and the skipped ones.
+// document order, the skipped ones, and a [keyfunc.Keyfunc] over a
+// [jwkset.Storage] holding exactly the usable keys, which resolves a
+// SET's kid to its key. A table is never changed once built: a new
+// response builds a new table (storage and Keyfunc included), swapped in
+// whole.
 type keyTable struct {
 	keys         []jwkset.JWK
-	byKID        map[string]jwkset.JWK // first key wins when a kid repeats
+	kf           keyfunc.Keyfunc
 	skipped      []SkippedKey
 	skippedByKID map[string]SkippedKey
+}
+
+// seal hands the usable keys to a fresh jwkset storage and builds the
+// Keyfunc over it. The storage returns the first key of a repeated kid,
+// as the JWKS lists them.
+func (t *keyTable) seal() error {
+	store := jwkset.NewMemoryStorage()
+	if err := store.KeyReplaceAll(context.Background(), slices.Clone(t.keys)); err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Storage: store, Ctx: context.Background()})
+	if err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	t.kf = kf
+	return nil
 }
 
 // skippedKID returns why the key with kid was skipped, if it was.
@@ -83,11 +105,6 @@ func (t *keyTable) admit(usable []jwkset.JWK, exposed []exposedKey) {
 			continue
 		}
 		t.keys = append(t.keys, j)
-		if kid := j.Marshal().KID; kid != "" {
-			if _, dup := t.byKID[kid]; !dup {
-				t.byKID[kid] = j
-			}
-		}
 	}
 }
 
@@ -117,7 +134,7 @@ func parseJWKS(body []byte, cached *keyTable) (*keyTable, error) {
 	if set.Keys == nil {
 		return nil, errors.New(`jwks: not a JWK Set: no "keys" array`)
 	}
-	t := &keyTable{byKID: make(map[string]jwkset.JWK), skippedByKID: make(map[string]SkippedKey)}
+	t := &keyTable{skippedByKID: make(map[string]SkippedKey)}
 	var usable []jwkset.JWK
 	var exposed []exposedKey
 	for _, raw := range set.Keys {
@@ -132,12 +149,15 @@ func parseJWKS(body []byte, cached *keyTable) (*keyTable, error) {
 		usable = append(usable, j)
 	}
 	t.admit(usable, exposed)
-	if len(t.keys) > 0 {
-		return t, nil
+	var err error
+	if len(t.keys) == 0 {
+		err = noUsableKey(t.skipped)
+		if cached != nil {
+			t.admit(cached.keys, exposed)
+		}
 	}
-	err := noUsableKey(t.skipped)
-	if cached != nil {
-		t.admit(cached.keys, exposed)
+	if serr := t.seal(); serr != nil {
+		return nil, serr
 	}
 	return t, err
 }

@@ -195,7 +195,8 @@ func (ks *keySet) noteSkipped(ctx context.Context, skipped []SkippedKey) {
 
 // lookup returns the keys that may verify a token with this header: the
 // one named by kid (refreshing once, rate-limited, if it is unknown), or
-// without kid every key whose type fits alg.
+// without kid every key whose type fits alg. Keys come from the table's
+// keyfunc (see [keyTable.resolve]); [fit] vets each before it is used.
 func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	t := ks.table.Load()
 	if t == nil {
@@ -203,7 +204,7 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	}
 	if h.Kid == "" {
 		var keys []any
-		for _, j := range t.keys {
+		for _, j := range t.all(ctx) {
 			if k, e := fit(j, h.Alg); e == nil {
 				keys = append(keys, k)
 			}
@@ -216,8 +217,8 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	if len(h.Kid) > 256 {
 		return nil, reject(CodeInvalidKey, "The kid header is too long.")
 	}
-	j, ok := t.byKID[h.Kid]
-	if !ok {
+	k, found, e := t.resolve(ctx, h.Kid, h.Alg)
+	if !found {
 		if e := skippedError(t, h.Kid); e != nil {
 			// The issuer publishes this kid, unusable: a refresh would
 			// only spend the rate limit.
@@ -225,7 +226,7 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 		}
 		var err error
 		if t, err = ks.refreshUnknown(ctx); err == nil {
-			if j, ok = t.byKID[h.Kid]; !ok {
+			if k, found, e = t.resolve(ctx, h.Kid, h.Alg); !found {
 				if e := skippedError(t, h.Kid); e != nil {
 					return nil, e
 				}
@@ -236,11 +237,49 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 			return nil, &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key ID %q is not in the issuer's JWKS.", truncate(h.Kid, 64)), Err: err}
 		}
 	}
-	k, e := fit(j, h.Alg)
 	if e != nil {
 		return nil, e
 	}
 	return []any{k}, nil
+}
+
+// resolve returns the key kid names, for alg. The table's keyfunc
+// resolves kid to the key (and refuses a key whose alg member differs,
+// RFC 7517 §4.4); [fit] then applies setgate's own checks (use, key_ops,
+// alg, type, curve, RSA size) to the same JWK, so a key keyfunc accepts
+// is still refused when it does not fit, with fit's description. found
+// is false when the table has no key with kid.
+func (t *keyTable) resolve(ctx context.Context, kid, alg string) (key any, found bool, e *Error) {
+	if t.kf == nil {
+		return nil, false, nil
+	}
+	key, err := t.kf.KeyfuncCtx(ctx)(&jwt.Token{Header: map[string]any{jwkset.HeaderKID: kid, "alg": alg}})
+	if errors.Is(err, jwkset.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	j, rerr := t.kf.Storage().KeyRead(ctx, kid)
+	if rerr != nil {
+		return nil, false, nil
+	}
+	if _, e := fit(j, alg); e != nil {
+		return nil, true, e
+	}
+	if err != nil {
+		return nil, true, &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key %q does not fit algorithm %s.", truncate(kid, 64), alg), Err: err}
+	}
+	return key, true, nil
+}
+
+// all returns the table's keys, from its keyfunc's storage.
+func (t *keyTable) all(ctx context.Context) []jwkset.JWK {
+	if t.kf == nil {
+		return nil
+	}
+	keys, err := t.kf.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return nil
+	}
+	return keys
 }
 
 // refreshUnknown refreshes the keys for a kid that is not in the cache,
@@ -311,12 +350,15 @@ func fit(j jwkset.JWK, alg string) (any, *Error) {
 	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
 		key = pk.Public()
 	}
-	bad := reject(CodeInvalidKey, "Key %q does not fit algorithm %s.", truncate(m.KID, 64), alg)
+	// Built only on refusal: fit runs on every SET.
+	bad := func() *Error {
+		return reject(CodeInvalidKey, "Key %q does not fit algorithm %s.", truncate(m.KID, 64), alg)
+	}
 	switch alg[:2] {
 	case "RS", "PS":
 		k, ok := key.(*rsa.PublicKey)
 		if !ok {
-			return nil, bad
+			return nil, bad()
 		}
 		if k.N.BitLen() < MinRSABits {
 			return nil, reject(CodeInvalidKey, "Key %q is RSA with %d bits; at least %d are required.", truncate(m.KID, 64), k.N.BitLen(), MinRSABits)
@@ -324,14 +366,14 @@ func fit(j jwkset.JWK, alg string) (any, *Error) {
 	case "ES":
 		k, ok := key.(*ecdsa.PublicKey)
 		if !ok || k.Curve != curveFor(alg) {
-			return nil, bad
+			return nil, bad()
 		}
 	case "Ed":
 		if _, ok := key.(ed25519.PublicKey); !ok {
-			return nil, bad
+			return nil, bad()
 		}
 	default:
-		return nil, bad
+		return nil, bad()
 	}
 	return key, nil
 }
