@@ -23,6 +23,8 @@ type Bridge struct {
 	log      *slog.Logger
 	subjects *Subjects
 	srv      *server.Server // nil with an external server
+	// consumerPassword is the embedded listener's [ConsumerUser] password.
+	consumerPassword string
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	url      string
@@ -74,12 +76,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 			log.Warn("nats async error", attrs...)
 		}),
 	}
+	connectURL := cfg.URL
 	if cfg.URL == "" {
-		if b.srv, err = startEmbedded(cfg, log); err != nil {
+		e, err := startEmbedded(cfg, log)
+		if err != nil {
 			return nil, err
 		}
+		b.srv, b.consumerPassword = e.srv, e.consumerPassword
 		b.url = embeddedClientURL(b.srv)
-		opts = append(opts, nats.InProcessServer(b.srv))
+		// In-process: no TCP, and a user no one else knows. The URL only
+		// names the connection; nats.go dials nothing.
+		connectURL = "nats://in-process"
+		opts = append(opts, nats.InProcessServer(b.srv),
+			nats.UserInfo(internalUser, e.internalPassword),
+			nats.CustomInboxPrefix(internalInboxPrefix))
 	} else {
 		authOpts, err := cfg.AuthOptions()
 		if err != nil {
@@ -88,10 +98,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 		opts = append(opts, authOpts...)
 	}
 
-	b.nc, err = nats.Connect(b.url, opts...)
+	b.nc, err = nats.Connect(connectURL, opts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("bridge: connect to NATS at %s: %w", b.url, err)
+		return nil, fmt.Errorf("bridge: connect to NATS at %s: %w", connectURL, err)
 	}
 	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err != nil {
@@ -102,7 +112,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 		b.abort()
 		return nil, err
 	}
-	log.Info("nats ready", "url", b.url, "embedded", b.srv != nil, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".>")
+	attrs := []any{"url", b.url, "embedded", b.srv != nil, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix + ".>"}
+	if b.srv != nil {
+		attrs = append(attrs, "sync", cfg.EmbeddedSync)
+		if b.url != "" {
+			attrs = append(attrs, "consumer_user", ConsumerUser, "consumer_password_file", cfg.ConsumerPasswordFile)
+		}
+	}
+	log.Info("nats ready", attrs...)
 	return b, nil
 }
 
@@ -220,8 +237,28 @@ func (b *Bridge) Conn() *nats.Conn { return b.nc }
 func (b *Bridge) JetStream() jetstream.JetStream { return b.js }
 
 // ClientURL returns the URL of the server in use; for the embedded server
-// its client URL with the actual port, dialable by other clients.
+// its listener's URL with the actual port, dialable by other clients as
+// [ConsumerUser], or empty when it has no listener.
 func (b *Bridge) ClientURL() string { return b.url }
+
+// ConsumerPasswordFile returns the file holding the [ConsumerUser]'s
+// password when the embedded server listens, else empty.
+func (b *Bridge) ConsumerPasswordFile() string {
+	if b.consumerPassword == "" {
+		return ""
+	}
+	return b.cfg.ConsumerPasswordFile
+}
+
+// ConsumerOptions returns the connect options with which another client
+// logs in at [Bridge.ClientURL] as [ConsumerUser]; nil for an external
+// server or an embedded one without a listener.
+func (b *Bridge) ConsumerOptions() []nats.Option {
+	if b.consumerPassword == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserInfo(ConsumerUser, b.consumerPassword)}
+}
 
 // Subjects returns the subject mapping of the configured prefix.
 func (b *Bridge) Subjects() *Subjects { return b.subjects }

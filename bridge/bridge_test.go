@@ -420,6 +420,7 @@ func TestOpenConfigErrors(t *testing.T) {
 		{"embedded without dir", func(c *Config) { c.URL = "" }, "data directory"},
 		{"embedded with creds", func(c *Config) { c.URL, c.DataDir, c.CredsFile = "", "d", "a" }, "need a NATS URL"},
 		{"embedded bad addr", func(c *Config) { c.URL, c.DataDir, c.EmbeddedAddr = "", "d", "localhost" }, "embedded NATS address"},
+		{"embedded bad sync", func(c *Config) { c.URL, c.DataDir, c.EmbeddedSync = "", "d", "never" }, "embedded sync"},
 		{"unreachable", func(c *Config) { c.URL = "nats://127.0.0.1:1" }, "connect"},
 	}
 	for _, tt := range tests {
@@ -451,7 +452,7 @@ func TestEmbedded(t *testing.T) {
 	}
 
 	// A separate client (think `nats sub`) sees what is published.
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, b.ConsumerOptions()...)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", url, err)
 	}
@@ -529,7 +530,8 @@ func TestEmbeddedErrors(t *testing.T) {
 	tests := []struct {
 		name, addr, dir, want string
 	}{
-		{"data dir is a file", "127.0.0.1:0", file, "JetStream"},
+		{"data dir is a file", "127.0.0.1:0", file, "not a directory"},
+		{"data dir is a file, no listener", "", file, "JetStream"},
 		{"port in use", busy.Addr().String(), t.TempDir(), "embedded NATS server"},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,9 +14,34 @@ import (
 const (
 	DefaultStream         = "SECEVENTS"
 	DefaultSubjectPrefix  = "secevent"
-	DefaultEmbeddedAddr   = "127.0.0.1:4222"
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultName           = "setgate"
+	// DefaultEmbeddedSync is the embedded server's default sync mode.
+	DefaultEmbeddedSync = SyncAlways
+)
+
+// DefaultEmbeddedAddr is SETGATE_EMBEDDED_NATS_ADDR's default: the
+// embedded server's listener on loopback. [Open] does not apply it: an
+// empty [Config.EmbeddedAddr] means no listener.
+const DefaultEmbeddedAddr = "127.0.0.1:4222"
+
+// Sync modes of the embedded server's JetStream file store
+// (SETGATE_EMBEDDED_SYNC).
+const (
+	// SyncAlways writes every message to disk (fsync) before JetStream
+	// acknowledges it, so a 202 survives a power loss.
+	SyncAlways = "always"
+	// SyncInterval leaves syncing to nats-server's periodic flush (every
+	// 2 minutes): faster, but a host failure can lose acknowledged SETs.
+	SyncInterval = "interval"
+)
+
+// ConsumerUser is the user name consumers log in with at the embedded
+// server's listener; ConsumerPasswordFileName is the default name of its
+// password file in the data directory.
+const (
+	ConsumerUser             = "consumer"
+	ConsumerPasswordFileName = "consumer.password"
 )
 
 // rejectedPrefix is the first token of rejection subjects; it may not be
@@ -32,9 +58,17 @@ type Config struct {
 	// external server and configure TLS. CertFile and KeyFile go together;
 	// CredsFile and NKeyFile exclude each other. They need URL.
 	CredsFile, NKeyFile, CAFile, CertFile, KeyFile string
-	// EmbeddedAddr is where the embedded server listens, host:port
-	// (default 127.0.0.1:4222); port 0 picks a free port.
+	// EmbeddedAddr is where the embedded server listens for consumers,
+	// host:port; port 0 picks a free port. Empty means no TCP listener at
+	// all: setgate itself always connects in-process. The listener
+	// requires the [ConsumerUser] and its password.
 	EmbeddedAddr string
+	// ConsumerPasswordFile holds the [ConsumerUser]'s password when the
+	// embedded server listens (default <DataDir>/consumer.password). A
+	// missing file is created at start with a random password, mode 0600.
+	ConsumerPasswordFile string
+	// EmbeddedSync is [SyncAlways] (default) or [SyncInterval].
+	EmbeddedSync string
 	// DataDir is the embedded server's JetStream store directory
 	// (required when URL is empty).
 	DataDir string
@@ -90,8 +124,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SubjectPrefix == "" {
 		c.SubjectPrefix = DefaultSubjectPrefix
 	}
-	if c.EmbeddedAddr == "" {
-		c.EmbeddedAddr = DefaultEmbeddedAddr
+	if c.EmbeddedSync == "" {
+		c.EmbeddedSync = DefaultEmbeddedSync
 	}
 	if c.StreamReplicas == 0 {
 		c.StreamReplicas = 1
@@ -149,8 +183,16 @@ func (c Config) withDefaults() (Config, error) {
 		if c.DataDir == "" {
 			return c, errors.New("bridge: the embedded NATS server needs a data directory")
 		}
-		if _, _, err := splitEmbeddedAddr(c.EmbeddedAddr); err != nil {
-			return c, err
+		if c.EmbeddedAddr != "" {
+			if _, _, err := splitEmbeddedAddr(c.EmbeddedAddr); err != nil {
+				return c, err
+			}
+			if c.ConsumerPasswordFile == "" {
+				c.ConsumerPasswordFile = filepath.Join(c.DataDir, ConsumerPasswordFileName)
+			}
+		}
+		if c.EmbeddedSync != SyncAlways && c.EmbeddedSync != SyncInterval {
+			return c, fmt.Errorf("bridge: embedded sync %q: want %s or %s", c.EmbeddedSync, SyncAlways, SyncInterval)
 		}
 	}
 	return c, nil

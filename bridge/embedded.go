@@ -18,22 +18,69 @@ const (
 	readyStep            = 50 * time.Millisecond
 )
 
-// startEmbedded starts a nats-server with JetStream stored in cfg.DataDir,
-// listening on cfg.EmbeddedAddr, and waits until it accepts clients. Its
-// log goes to log: warnings and errors always, notices and debug output
-// only when log is enabled for debug.
-func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+// embedded is a started embedded server and the credentials of setgate's
+// own in-process connection to it.
+type embedded struct {
+	srv *server.Server
+	// internalPassword is [internalUser]'s password, random per start.
+	internalPassword string
+	// consumerPassword is [ConsumerUser]'s password; empty without a
+	// listener.
+	consumerPassword string
+}
+
+// embeddedOptions returns the embedded server's options: JetStream stored
+// in cfg.DataDir and synced as cfg.EmbeddedSync says; setgate's own user
+// with the password internal; without cfg.EmbeddedAddr no listener, with
+// it a listener on that address that also admits [ConsumerUser] with the
+// password consumer and [consumerPermissions]. No user is anonymous.
+func embeddedOptions(cfg Config, internal, consumer string) (*server.Options, error) {
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true,
+		SyncAlways: cfg.EmbeddedSync == SyncAlways,
+		Users:      []*server.User{{Username: internalUser, Password: internal}},
+	}
+	if cfg.EmbeddedAddr == "" {
+		opts.DontListen = true
+		return opts, nil
+	}
 	host, port, err := splitEmbeddedAddr(cfg.EmbeddedAddr)
 	if err != nil {
 		return nil, err
 	}
-	opts := &server.Options{
-		ServerName: cfg.Name,
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.DataDir,
-		NoSigs:     true,
+	opts.Host, opts.Port = host, port
+	opts.Users = append(opts.Users, &server.User{
+		Username:    ConsumerUser,
+		Password:    consumer,
+		Permissions: consumerPermissions(cfg.SubjectPrefix, cfg.Stream),
+	})
+	return opts, nil
+}
+
+// startEmbedded starts a nats-server with [embeddedOptions] and waits
+// until it accepts clients. Its log goes to log: warnings and errors
+// always, notices and debug output only when log is enabled for debug.
+func startEmbedded(cfg Config, log *slog.Logger) (*embedded, error) {
+	e := &embedded{}
+	var err error
+	if e.internalPassword, err = randomSecret(32); err != nil {
+		return nil, err
+	}
+	if cfg.EmbeddedAddr != "" {
+		if e.consumerPassword, err = ensureConsumerPassword(cfg.ConsumerPasswordFile); err != nil {
+			return nil, err
+		}
+	}
+	opts, err := embeddedOptions(cfg, e.internalPassword, e.consumerPassword)
+	if err != nil {
+		return nil, err
+	}
+	where := cfg.EmbeddedAddr
+	if where == "" {
+		where = "(no listener)"
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -43,6 +90,7 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	debug := log.Enabled(context.Background(), slog.LevelDebug)
 	srv.SetLoggerV2(serverLogger{log: log.With("component", "nats-server"), fatal: fatal}, debug, false, false)
 	srv.Start()
+	e.srv = srv
 	stop := func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -54,27 +102,28 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		select {
 		case msg := <-fatal:
 			stop()
-			return nil, fmt.Errorf("bridge: embedded NATS server on %s: %s", cfg.EmbeddedAddr, msg)
+			return nil, fmt.Errorf("bridge: embedded NATS server on %s: %s", where, msg)
 		default:
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("bridge: embedded NATS server on %s not ready within %v", cfg.EmbeddedAddr, embeddedReadyTimeout)
+			return nil, fmt.Errorf("bridge: embedded NATS server on %s not ready within %v", where, embeddedReadyTimeout)
 		}
 	}
 	if !srv.JetStreamEnabled() {
 		stop()
 		return nil, fmt.Errorf("bridge: embedded NATS server could not enable JetStream in %s (see its log)", cfg.DataDir)
 	}
-	return srv, nil
+	return e, nil
 }
 
 // embeddedClientURL returns a URL other processes can dial: the server's
-// client URL, with a wildcard listen host replaced by the loopback address.
+// client URL, with a wildcard listen host replaced by the loopback address;
+// empty when the server does not listen.
 func embeddedClientURL(srv *server.Server) string {
 	addr, ok := srv.Addr().(*net.TCPAddr)
 	if !ok {
-		return srv.ClientURL()
+		return ""
 	}
 	host := "127.0.0.1"
 	if !addr.IP.IsUnspecified() {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/setgate/setgate/bridge"
 )
 
 // settings are the process settings, read from SETGATE_* variables
@@ -26,7 +28,9 @@ type settings struct {
 	NATSCAFile        string        `env:"NATS_CA_FILE" help:"CA bundle for the NATS server's TLS certificate"`
 	NATSCertFile      string        `env:"NATS_CERT_FILE" help:"client certificate for NATS mTLS"`
 	NATSKeyFile       string        `env:"NATS_KEY_FILE" help:"client key for NATS mTLS"`
-	EmbeddedNATSAddr  string        `env:"EMBEDDED_NATS_ADDR" envDefault:"127.0.0.1:4222" help:"listen address of the embedded NATS server"`
+	EmbeddedNATSAddr  string        `env:"EMBEDDED_NATS_ADDR" envDefault:"127.0.0.1:4222" help:"consumers' listener of the embedded NATS server (user consumer); set empty: no listener"`
+	EmbeddedNATSPass  string        `env:"EMBEDDED_NATS_CONSUMER_PASSWORD_FILE" help:"password of user consumer at the embedded listener; created (random, 0600) when missing (default <SETGATE_DATA_DIR>/consumer.password)"`
+	EmbeddedSync      string        `env:"EMBEDDED_SYNC" envDefault:"always" help:"embedded JetStream: always (fsync before each ack) or interval (every 2m, faster)"`
 	DataDir           string        `env:"DATA_DIR" envDefault:"./data" help:"embedded JetStream storage directory"`
 	Stream            string        `env:"STREAM" envDefault:"SECEVENTS" help:"JetStream stream name"`
 	SubjectPrefix     string        `env:"SUBJECT_PREFIX" envDefault:"secevent" help:"first subject token"`
@@ -81,6 +85,11 @@ func loadSettings(vars map[string]string) (settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("environment: %w", err)
 	}
+	// The env library gives an empty variable its default; an empty
+	// SETGATE_EMBEDDED_NATS_ADDR means no listener.
+	if v, ok := vars[envPrefix+"EMBEDDED_NATS_ADDR"]; ok && v == "" {
+		s.EmbeddedNATSAddr = ""
+	}
 	return s, s.validate()
 }
 
@@ -94,6 +103,11 @@ func (s *settings) validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("environment: SETGATE_LOG_FORMAT=%q: want json or text", s.LogFormat)
+	}
+	switch s.EmbeddedSync {
+	case bridge.SyncAlways, bridge.SyncInterval:
+	default:
+		return fmt.Errorf("environment: SETGATE_EMBEDDED_SYNC=%q: want %s or %s", s.EmbeddedSync, bridge.SyncAlways, bridge.SyncInterval)
 	}
 	if s.MaxBodyBytes <= 0 {
 		return fmt.Errorf("environment: SETGATE_MAX_BODY_BYTES must be positive")

@@ -17,8 +17,28 @@ func TestLoadSettingsDefaults(t *testing.T) {
 	if s.HTTPAddr != ":8080" || s.AdminAddr != ":9090" || s.Stream != "SECEVENTS" || s.SubjectPrefix != "secevent" ||
 		!s.StreamManage || s.StreamReplicas != 1 || s.StreamMaxAge != 168*time.Hour || s.DuplicateWindow != time.Hour ||
 		s.MaxBodyBytes != 65536 || s.LogLevel != "info" || s.LogFormat != "json" || s.ShutdownTimeout != 20*time.Second ||
-		s.EmbeddedNATSAddr != "127.0.0.1:4222" || s.DataDir != "./data" {
+		s.EmbeddedNATSAddr != "127.0.0.1:4222" || s.DataDir != "./data" || s.EmbeddedSync != "always" || s.EmbeddedNATSPass != "" {
 		t.Fatalf("defaults differ from the README's Environment table: %+v", s)
+	}
+}
+
+func TestLoadSettingsEmbeddedListener(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"unset", map[string]string{}, "127.0.0.1:4222"},
+		{"empty: no listener", map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": ""}, ""},
+		{"set", map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": "0.0.0.0:4222"}, "0.0.0.0:4222"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := loadSettings(tt.vars)
+			if err != nil || s.EmbeddedNATSAddr != tt.want {
+				t.Fatalf("want %q, got %q (%v)", tt.want, s.EmbeddedNATSAddr, err)
+			}
+		})
 	}
 }
 
@@ -40,6 +60,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{"bad max bytes", map[string]string{"SETGATE_STREAM_MAX_BYTES": "1GB"}, "SETGATE_STREAM_MAX_BYTES"},
 		{"max bytes overflow", map[string]string{"SETGATE_STREAM_MAX_BYTES": "9999999999Ti"}, "SETGATE_STREAM_MAX_BYTES"},
 		{"bad discard", map[string]string{"SETGATE_STREAM_DISCARD": "oldest"}, "SETGATE_STREAM_DISCARD"},
+		{"bad sync", map[string]string{"SETGATE_EMBEDDED_SYNC": "sometimes"}, "SETGATE_EMBEDDED_SYNC"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

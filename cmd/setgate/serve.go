@@ -198,6 +198,7 @@ func bridgeConfig(s settings) bridge.Config {
 		URL: s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
 		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
 		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
+		ConsumerPasswordFile: s.EmbeddedNATSPass, EmbeddedSync: s.EmbeddedSync,
 		Stream: s.Stream, SubjectPrefix: s.SubjectPrefix, StreamManage: s.StreamManage,
 		StreamReplicas: s.StreamReplicas, StreamMaxAge: s.StreamMaxAge, DuplicateWindow: s.DuplicateWindow,
 		StreamMaxBytes: int64(s.StreamMaxBytes), StreamDiscard: bridge.Discard(s.StreamDiscard),
