@@ -23,8 +23,6 @@ type Bridge struct {
 	log      *slog.Logger
 	subjects *Subjects
 	srv      *server.Server // nil with an external server
-	// consumerPassword is the embedded listener's [ConsumerUser] password.
-	consumerPassword string
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	url      string
@@ -32,6 +30,9 @@ type Bridge struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// consumerPassword is the embedded listener's [ConsumerUser] password.
+	consumerPassword string
 }
 
 // Open connects to NATS as cfg says (starting the embedded server when

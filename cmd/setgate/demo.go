@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/internal/transmitter"
 )
 
@@ -190,10 +191,20 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 	defer rejected.Unsubscribe()
 
+	natsAt := app.br.ClientURL()
+	if natsAt == "" {
+		natsAt = "in-process only (SETGATE_EMBEDDED_NATS_ADDR is empty)"
+	}
 	out.printf("setgate demo: push receiver %s, admin %s, NATS %s (stream %s)\n",
-		app.pushURL, "http://"+app.adminLn.Addr().String(), app.br.ClientURL(), s.Stream)
+		app.pushURL, "http://"+app.adminLn.Addr().String(), natsAt, s.Stream)
 	out.printf("Two transmitters push CAEP and RISC events, setgate polls a third (RFC 8936) and sets up\nand verifies an OpenID Shared Signals stream with a fourth; some SETs are bad on purpose.\nCtrl-C stops.\n")
-	out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s\n\n", s.SubjectPrefix, app.br.ClientURL())
+	if pw := app.br.ConsumerPasswordFile(); pw != "" {
+		out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s --user %s --password \"$(cat %s)\"\n",
+			s.SubjectPrefix, app.br.ClientURL(), bridge.ConsumerUser, pw)
+		out.printf("or with setgate:             setgate tail --server %s --password-file %s\n\n", app.br.ClientURL(), pw)
+	} else {
+		out.printf("\n")
+	}
 
 	script := demoScript(acme, globex, rogue, acmeToken, globexToken)
 	script = append(script[:3], append(pollSteps(initech, pollServer), script[3:]...)...)

@@ -27,6 +27,7 @@ func TestDemo(t *testing.T) {
 		"stored #1", "secevent.caep.session-revoked.acme-idp", "secevent.risc.account-disabled.globex-risc",
 		"202 Accepted", "400 invalid_audience", "400 invalid_key", "400 invalid_request",
 		"403 access_denied", "401 authentication_failed", "initech-poll", "setgate.rejected.acme-idp", "sgnl-ssf",
+		"--user consumer --password \"$(cat ", "consumer.password)\"", "setgate tail --server nats://127.0.0.1:",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q\n%s", want, got)

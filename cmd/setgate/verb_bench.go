@@ -61,6 +61,9 @@ type benchOptions struct {
 	// Remote gateway (--url).
 	url, keyFile, kid, iss, aud, tokenFile, natsURL string
 	check                                           bool
+
+	// natsPasswordFile logs the check in as user consumer (--password-file).
+	natsPasswordFile string
 }
 
 // benchVerb runs "setgate bench": it measures the push path (and the poll
@@ -97,9 +100,9 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 			"with embedded NATS and loopback transmitters (or target one with --url), pre-sign SETs\n"+
 			"(signing is not measured), drive the gateway, measure two ceilings on the same machine and\n"+
 			"NATS, and check that the stream holds exactly the acknowledged SETs (exit status 1 if not).\n"+
-			"In-process, the SETGATE_* tuning variables apply (publish timeout, max concurrent, …);\n"+
-			"addresses, data directory, NATS and TLS are the bench's own.",
-		"PUBLISH_TIMEOUT", "MAX_CONCURRENT", "DUPLICATE_WINDOW", "LOG_LEVEL", "NATS_URL", "STREAM")
+			"In-process, the SETGATE_* tuning variables apply (publish timeout, max concurrent,\n"+
+			"embedded sync, …); addresses, data directory, NATS and TLS are the bench's own.",
+		"PUBLISH_TIMEOUT", "MAX_CONCURRENT", "DUPLICATE_WINDOW", "EMBEDDED_SYNC", "LOG_LEVEL", "NATS_URL", "STREAM")
 	fs.StringVar(&o.mode, "mode", "", "push, poll or both (default both; push with --url)")
 	fs.StringVar(&o.alg, "alg", "", "ES256, RS256 or EdDSA (default ES256; with --url: from the key)")
 	fs.IntVar(&o.issuers, "issuers", 2, "issuers, each with its own transmitter and JWKS; load is spread over them and the memory line shows what starting with them cost")
@@ -119,6 +122,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.aud, "aud", "", "with --url: aud claim")
 	fs.StringVar(&o.tokenFile, "token-file", "", "with --url: file holding the push bearer token")
 	fs.StringVar(&o.natsURL, "nats", "", "with --url: NATS of the gateway, for the check (default $SETGATE_NATS_URL, else nats://$SETGATE_EMBEDDED_NATS_ADDR)")
+	fs.StringVar(&o.natsPasswordFile, "password-file", "", "with --url: log in to the gateway's embedded NATS as user consumer with this password file (default as setgate tail)")
 	fs.BoolVar(&o.check, "check", true, "with --url: read the stream afterwards (--check=false skips the correctness check)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -160,8 +164,8 @@ func (o *benchOptions) normalize() error {
 		return errors.New("bench: --url measures push only (the poll mode needs the in-process gateway and transmitter)")
 	case o.url != "" && (o.keyFile == "" || o.iss == ""):
 		return errors.New("bench: --url needs --key and --iss (and usually --aud and --token-file), as setgate send")
-	case o.url == "" && (o.keyFile != "" || o.iss != "" || o.aud != "" || o.kid != "" || o.tokenFile != "" || o.natsURL != ""):
-		return errors.New("bench: --key, --iss, --aud, --kid, --token-file and --nats go with --url")
+	case o.url == "" && (o.keyFile != "" || o.iss != "" || o.aud != "" || o.kid != "" || o.tokenFile != "" || o.natsURL != "" || o.natsPasswordFile != ""):
+		return errors.New("bench: --key, --iss, --aud, --kid, --token-file, --nats and --password-file go with --url")
 	}
 	return nil
 }
@@ -522,6 +526,7 @@ func (g *localGateway) stop() error {
 // benchLocal runs the bench against an in-process gateway.
 func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, stderr io.Writer) (*bench.Report, error) {
 	r := newBenchRun(o, stderr, "in-process gateway, embedded NATS", o.alg)
+
 	defer r.release() // last: after the gateway and the clients are gone
 	dir, err := os.MkdirTemp("", "setgate-bench-")
 	if err != nil {
@@ -541,6 +546,7 @@ func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, std
 	defer gw.stop() // on an early return; nothing left to do after the stop below
 	// Started means every issuer's verifier fetched its JWKS.
 	r.rep.Memory = bench.NewMemoryReport(len(gw.app.issuers.snapshot()), memBefore, bench.ReadMemory())
+	r.rep.Target += " (sync " + gw.s.EmbeddedSync + ")"
 	r.push = f.push
 	for _, is := range f.push {
 		r.targets = append(r.targets, bench.Target{URL: gw.app.pushURL + "/events/" + is.name, Bearer: is.bearer})
@@ -821,7 +827,7 @@ func benchRemote(ctx context.Context, o benchOptions, vars map[string]string, st
 	var js jetstream.JetStream
 	var from uint64
 	if o.check {
-		nc, err := benchNATS(s, o.natsURL)
+		nc, err := benchNATS(s, o.natsURL, o.natsPasswordFile)
 		if err != nil {
 			return nil, err
 		}
@@ -900,7 +906,7 @@ func remoteIssuer(o benchOptions) (*benchIssuer, error) {
 }
 
 // benchNATS connects to the remote gateway's NATS for the check.
-func benchNATS(s settings, natsURL string) (*nats.Conn, error) {
+func benchNATS(s settings, natsURL, passwordFile string) (*nats.Conn, error) {
 	if natsURL == "" {
 		natsURL = defaultTailURL(s)
 	}
@@ -908,9 +914,14 @@ func benchNATS(s settings, natsURL string) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	login, err := consumerLogin(s, passwordFile)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	auth = append(auth, login...)
 	nc, err := nats.Connect(natsURL, append(auth, nats.Name("setgate-bench"))...)
 	if err != nil {
-		return nil, fmt.Errorf("bench: connect to NATS at %s for the check: %w (--check=false skips it)", natsURL, err)
+		return nil, fmt.Errorf("bench: connect to NATS at %s for the check: %w%s (--check=false skips it)", natsURL, err, loginHint(err, login))
 	}
 	return nc, nil
 }

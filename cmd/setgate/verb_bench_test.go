@@ -131,7 +131,7 @@ func TestBenchRemote(t *testing.T) {
 
 	var out, errOut verbBuffer
 	args := []string{"bench", "--url", pushURL, "--key", keyPath, "--iss", "https://tx.example/", "--aud", verbAudience,
-		"--token-file", tokenFile, "--nats", app.br.ClientURL(), "--count", "300", "--concurrency", "8", "--json"}
+		"--token-file", tokenFile, "--nats", app.br.ClientURL(), "--password-file", app.br.ConsumerPasswordFile(), "--count", "300", "--concurrency", "8", "--json"}
 	if err := run(t.Context(), args, map[string]string{}, &out, &errOut); err != nil {
 		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -31,10 +34,12 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 		"Print the events stored in the stream, one line each, as they arrive (default subject\n"+
 			"<SETGATE_SUBJECT_PREFIX>.>); --json prints each envelope. Runs until interrupted.\n"+
 			"Without --server it connects to SETGATE_NATS_URL, else to the embedded server of\n"+
-			"serve/demo at SETGATE_EMBEDDED_NATS_ADDR.",
+			"serve/demo at SETGATE_EMBEDDED_NATS_ADDR as user consumer, with the password from\n"+
+			"--password-file (default: serve's password file, when it exists).",
 		"NATS_URL", "NATS_CREDS_FILE", "NATS_NKEY_FILE", "NATS_CA_FILE", "NATS_CERT_FILE", "NATS_KEY_FILE",
-		"EMBEDDED_NATS_ADDR", "STREAM", "SUBJECT_PREFIX")
+		"EMBEDDED_NATS_ADDR", "EMBEDDED_NATS_CONSUMER_PASSWORD_FILE", "DATA_DIR", "STREAM", "SUBJECT_PREFIX")
 	server := fs.String("server", "", "NATS URL(s), comma-separated (default $SETGATE_NATS_URL, else nats://$SETGATE_EMBEDDED_NATS_ADDR)")
+	passwordFile := fs.String("password-file", "", "log in as user consumer with the password in this file (default $SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE, else $SETGATE_DATA_DIR/consumer.password, when it exists and no NATS URL or credentials are set)")
 	stream := fs.String("stream", "", "JetStream stream (default $SETGATE_STREAM)")
 	asJSON := fs.Bool("json", false, "print each event's full envelope as one JSON line, with nats_subject and stream_sequence first")
 	all := fs.Bool("all", false, "start with the oldest stored event instead of new ones only")
@@ -66,9 +71,13 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(natsURL, opts...)
+	consumer, err := consumerLogin(s, *passwordFile)
 	if err != nil {
-		return fmt.Errorf("tail: connect to NATS at %s: %w", natsURL, err)
+		return fmt.Errorf("tail: %w", err)
+	}
+	nc, err := nats.Connect(natsURL, append(opts, consumer...)...)
+	if err != nil {
+		return fmt.Errorf("tail: connect to NATS at %s: %w%s", natsURL, err, loginHint(err, consumer))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -86,6 +95,9 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("tail: stream %q not found at %s (is setgate serve running?)", *stream, nc.ConnectedUrlRedacted())
+		}
+		if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+			return fmt.Errorf("tail: consumer on %s for %s: %w (%v)", *stream, subject, err, last)
 		}
 		return fmt.Errorf("tail: consumer on %s for %s: %w", *stream, subject, err)
 	}
@@ -132,6 +144,42 @@ func defaultTailURL(s settings) string {
 		host = "127.0.0.1"
 	}
 	return "nats://" + net.JoinHostPort(host, port)
+}
+
+// consumerLogin returns the option that logs in as bridge.ConsumerUser at
+// the embedded server's listener: with the password in file when given,
+// else, when no NATS URL or credentials are set, with the password in
+// SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE or the data directory's
+// consumer.password if that file exists (serve created it). Otherwise none.
+func consumerLogin(s settings, file string) ([]nats.Option, error) {
+	if file == "" {
+		if s.NATSURL != "" || s.NATSCredsFile != "" || s.NATSNKeyFile != "" {
+			return nil, nil
+		}
+		file = s.EmbeddedNATSPass
+		if file == "" {
+			file = filepath.Join(s.DataDir, bridge.ConsumerPasswordFileName)
+		}
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	pw, err := bridge.ReadConsumerPassword(file)
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{nats.UserInfo(bridge.ConsumerUser, pw)}, nil
+}
+
+// loginHint explains an authorization error: what to pass to log in.
+func loginHint(err error, login []nats.Option) string {
+	if !errors.Is(err, nats.ErrAuthorization) {
+		return ""
+	}
+	if login == nil {
+		return " (the embedded server wants user " + bridge.ConsumerUser + ": run where SETGATE_DATA_DIR is, or pass --password-file)"
+	}
+	return " (user " + bridge.ConsumerUser + " with the password file's password was refused)"
 }
 
 // tailNATSOptions are the connection options from the SETGATE_NATS_*

@@ -54,13 +54,19 @@ func verbWaitUntil(tb testing.TB, what string, cond func() bool) {
 // until it follows the stream.
 func verbStartTail(tb testing.TB, args []string) (stdout, stderr *verbBuffer) {
 	tb.Helper()
+	return verbStartTailEnv(tb, args, map[string]string{})
+}
+
+// verbStartTailEnv is verbStartTail with the SETGATE_* variables vars.
+func verbStartTailEnv(tb testing.TB, args []string, vars map[string]string) (stdout, stderr *verbBuffer) {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr = &verbBuffer{}, &verbBuffer{}
 	var err error
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		err = tailVerb(ctx, args, map[string]string{}, stdout, stderr)
+		err = tailVerb(ctx, args, vars, stdout, stderr)
 	}()
 	tb.Cleanup(func() {
 		cancel()
@@ -250,7 +256,7 @@ func TestTailVerb(t *testing.T) {
 			if tt.before != nil {
 				tt.before(t, b)
 			}
-			stdout, _ := verbStartTail(t, append([]string{"--server", b.ClientURL()}, tt.args...))
+			stdout, _ := verbStartTail(t, append([]string{"--server", b.ClientURL(), "--password-file", b.ConsumerPasswordFile()}, tt.args...))
 			if tt.after != nil {
 				tt.after(t, b)
 			}
@@ -269,8 +275,10 @@ func TestTailVerbErrors(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"no such stream", []string{"--server", b.ClientURL(), "--stream", "NOPE"}, `stream "NOPE" not found`},
+		{"no such stream", []string{"--server", b.ClientURL(), "--password-file", b.ConsumerPasswordFile(), "--stream", "NOPE"}, `Permissions Violation for Publish to "$JS.API.CONSUMER.CREATE.NOPE`},
 		{"no server", []string{"--server", "nats://127.0.0.1:1"}, "connect to NATS"},
+		{"no password", []string{"--server", b.ClientURL()}, "wants user consumer"},
+		{"missing password file", []string{"--server", b.ClientURL(), "--password-file", filepath.Join(t.TempDir(), "none")}, "consumer password file"},
 		{"two subjects", []string{"a.>", "b.>"}, "at most one subject"},
 	}
 	for _, tt := range tests {
@@ -388,7 +396,9 @@ func TestVerbsEndToEnd(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 
-	tailOut, _ := verbStartTail(t, []string{"--server", app.br.ClientURL(), "--rejected"})
+	// No --password-file: tail finds serve's password file from the same
+	// variables.
+	tailOut, _ := verbStartTailEnv(t, []string{"--server", app.br.ClientURL(), "--rejected"}, vars)
 	send := func(extra ...string) (string, error) {
 		var out bytes.Buffer
 		err := sendVerb(t.Context(), append([]string{"--to", app.pushURL + "/events/acme", "--key", keyPath, "--token-file", tokenFile,
