@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +168,28 @@ func connect(t testing.TB, url string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// consumerURL returns url with the user consumer and the password serve
+// keeps in SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE (default
+// <SETGATE_DATA_DIR>/consumer.password), as `nats --user consumer
+// --password "$(cat …)"` logs in.
+func consumerURL(t testing.TB, url string, env map[string]string) string {
+	t.Helper()
+	path := env["SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE"]
+	if path == "" {
+		path = filepath.Join(env["SETGATE_DATA_DIR"], "consumer.password")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("consumer password: %v", err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatalf("nats URL %q: %v", url, err)
+	}
+	u.User = neturl.UserPassword("consumer", strings.TrimSpace(string(b)))
+	return u.String()
 }
 
 // stored is one message read back from the stream.
@@ -336,7 +359,7 @@ type gatewayProc struct {
 	*issuers
 
 	push, admin string // host:port
-	natsURL     string // the "nats" field of the start-up line
+	natsURL     string // the "nats" field of the start-up line; embedded: with user consumer's password
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
@@ -411,6 +434,9 @@ func startGateway(t testing.TB, o gwOptions) *gatewayProc {
 	}
 	if g.push == "" || g.admin == "" || g.natsURL == "" {
 		t.Fatalf("start-up line lacks push, admin or nats: push=%q admin=%q nats=%q", g.push, g.admin, g.natsURL)
+	}
+	if o.NATS == nil {
+		g.natsURL = consumerURL(t, g.natsURL, env)
 	}
 	checkFor(t, waitLong, poll, func() error {
 		if code, err := g.getStatus("/readyz"); err != nil || code != http.StatusOK {
