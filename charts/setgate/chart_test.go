@@ -488,6 +488,10 @@ func checkInvariants(t *testing.T, r *rendered) {
 			{Name: "push", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 			{Name: "admin", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
 		}
+		exposed := r.exposesEmbeddedNATS()
+		if exposed {
+			wantPorts = append(wantPorts, corev1.ContainerPort{Name: "nats", ContainerPort: 4222, Protocol: corev1.ProtocolTCP})
+		}
 		if !reflect.DeepEqual(c.Ports, wantPorts) {
 			t.Errorf("container ports: want %+v, got %+v", wantPorts, c.Ports)
 		}
@@ -519,14 +523,18 @@ func checkInvariants(t *testing.T, r *rendered) {
 				t.Errorf("service port name %q: %s", sp.Name, msg)
 			}
 		}
-		for _, name := range []string{"push", "admin"} {
+		want := []string{"push", "admin"}
+		if exposed {
+			want = append(want, "nats")
+		}
+		for _, name := range want {
 			sp, ok := svcPorts[name]
 			if !ok || sp.TargetPort.String() != name || sp.Protocol != corev1.ProtocolTCP {
 				t.Errorf("service: want port %s targeting container port %s, got %+v", name, name, sp)
 			}
 		}
-		if len(svcPorts) != 2 {
-			t.Errorf("service: want exactly ports push and admin, got %v", r.service.Spec.Ports)
+		if len(svcPorts) != len(want) {
+			t.Errorf("service: want exactly ports %v, got %v", want, r.service.Spec.Ports)
 		}
 	})
 
@@ -689,8 +697,12 @@ func checkInvariants(t *testing.T, r *rendered) {
 					ports = append(ports, p.Port.String())
 				}
 			}
-			if !slices.Equal(ports, []string{"push", "admin"}) {
-				t.Errorf("networkpolicy: want ingress to ports push and admin only, got %v", ports)
+			want := []string{"push", "admin"}
+			if r.exposesEmbeddedNATS() {
+				want = append(want, "nats")
+			}
+			if !slices.Equal(ports, want) {
+				t.Errorf("networkpolicy: want ingress to ports %v only, got %v", want, ports)
 			}
 		}
 	})
@@ -724,6 +736,7 @@ func TestRender(t *testing.T) {
 					"SETGATE_STREAM_REPLICAS": "1", "SETGATE_STREAM_MAX_AGE": "168h", "SETGATE_DUPLICATE_WINDOW": "1h",
 					"SETGATE_MAX_BODY_BYTES": "65536", "SETGATE_LOG_LEVEL": "info", "SETGATE_LOG_FORMAT": "json",
 					"SETGATE_SHUTDOWN_TIMEOUT": "20s", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:4222",
+					"SETGATE_EMBEDDED_SYNC": "always",
 				}
 				for k, v := range want {
 					if env[k] != v {
@@ -735,6 +748,79 @@ func TestRender(t *testing.T) {
 				}
 				if !strings.Contains(r.notes, "WARNING: embedded NATS mode") {
 					t.Errorf("NOTES: want the embedded-mode warning, got:\n%s", r.notes)
+				}
+				// The password file is generated on the data volume (the default path in
+				// SETGATE_DATA_DIR), so it survives restarts.
+				if p, ok := env["SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE"]; ok {
+					t.Errorf("SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE: want the default in /data, got %q", p)
+				}
+				for _, want := range []string{"user consumer", "port-forward deploy/sg-setgate 4222:4222", "/data/consumer.password", "nats.embedded.consumerPassword.existingSecret"} {
+					if !strings.Contains(r.notes, want) {
+						t.Errorf("NOTES: want %q, got:\n%s", want, r.notes)
+					}
+				}
+			},
+		},
+		{
+			name: "embedded NATS exposed, consumer password from a Secret",
+			values: valueSet{set: []string{
+				"nats.embedded.expose=true", "nats.embedded.addr=0.0.0.0:4222", "nats.embedded.sync=interval",
+				"nats.embedded.consumerPassword.existingSecret=setgate-consumer", "nats.embedded.consumerPassword.key=pw",
+				"networkPolicy.enabled=true",
+			}, setJSON: []string{`networkPolicy.embeddedNATSFrom=[{"namespaceSelector":{"matchLabels":{"team":"soc"}}}]`}},
+			wantKinds: []string{
+				"ConfigMap/sg-setgate-env", "ConfigMap/sg-setgate-issuers", "Deployment/sg-setgate",
+				"NetworkPolicy/sg-setgate", "PersistentVolumeClaim/sg-setgate-data", "PodDisruptionBudget/sg-setgate",
+				"Service/sg-setgate", "ServiceAccount/sg-setgate",
+			},
+			check: func(t *testing.T, r *rendered) {
+				checkEmbedded(t, r, "sg-setgate-data")
+				env := r.env(t)
+				if env["SETGATE_EMBEDDED_SYNC"] != "interval" || env["SETGATE_EMBEDDED_NATS_ADDR"] != "0.0.0.0:4222" {
+					t.Errorf("env: want sync interval on 0.0.0.0:4222, got %q, %q", env["SETGATE_EMBEDDED_SYNC"], env["SETGATE_EMBEDDED_NATS_ADDR"])
+				}
+				p := env["SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE"]
+				if src, err := r.fileSource(t, p); err != nil || src != "secret/setgate-consumer/pw" {
+					t.Errorf("password file %q: want it from secret setgate-consumer key pw, got %q, %v", p, src, err)
+				}
+				if !r.exposesEmbeddedNATS() {
+					t.Error("want container port nats")
+				}
+				var from []string
+				for _, rule := range r.netpol.Spec.Ingress {
+					if len(rule.Ports) == 1 && rule.Ports[0].Port.String() == "nats" {
+						for _, peer := range rule.From {
+							if peer.NamespaceSelector != nil {
+								from = append(from, peer.NamespaceSelector.MatchLabels["team"])
+							}
+						}
+					}
+				}
+				if !slices.Equal(from, []string{"soc"}) {
+					t.Errorf("networkpolicy: want nats reachable from namespace team=soc only, got %v", from)
+				}
+				for _, want := range []string{"nats --server nats://sg-setgate." + namespace + ".svc:4222 --user consumer", "get secret setgate-consumer -o jsonpath='{.data.pw}'"} {
+					if !strings.Contains(r.notes, want) {
+						t.Errorf("NOTES: want %q, got:\n%s", want, r.notes)
+					}
+				}
+			},
+		},
+		{
+			name:   "embedded NATS without a listener",
+			values: valueSet{set: []string{"nats.embedded.addr="}},
+			wantKinds: []string{
+				"ConfigMap/sg-setgate-env", "ConfigMap/sg-setgate-issuers", "Deployment/sg-setgate",
+				"PersistentVolumeClaim/sg-setgate-data", "PodDisruptionBudget/sg-setgate",
+				"Service/sg-setgate", "ServiceAccount/sg-setgate",
+			},
+			check: func(t *testing.T, r *rendered) {
+				checkEmbedded(t, r, "sg-setgate-data")
+				if v, ok := r.env(t)["SETGATE_EMBEDDED_NATS_ADDR"]; !ok || v != "" {
+					t.Errorf("SETGATE_EMBEDDED_NATS_ADDR: want set and empty, got %q (set: %v)", v, ok)
+				}
+				if !strings.Contains(r.notes, "no listener") {
+					t.Errorf("NOTES: want the no-listener note, got:\n%s", r.notes)
 				}
 			},
 		},
@@ -967,6 +1053,17 @@ func TestRender(t *testing.T) {
 	})
 }
 
+// exposesEmbeddedNATS reports whether the chart serves the embedded NATS listener: a container
+// port named nats. The invariants hold the Service and the NetworkPolicy to it.
+func (r *rendered) exposesEmbeddedNATS() bool {
+	for _, p := range r.deployment.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "nats" {
+			return true
+		}
+	}
+	return false
+}
+
 // checkEmbedded checks embedded NATS mode: no NATS URL, a data volume (claim, or emptyDir when
 // claim is empty) at the data dir, and a Recreate strategy so two pods never share it.
 func checkEmbedded(t *testing.T, r *rendered, claim string) {
@@ -1086,6 +1183,21 @@ func TestRejected(t *testing.T) {
 			name:    "embedded with an R3 stream",
 			values:  valueSet{set: []string{"stream.replicas=3"}},
 			wantErr: []string{"stream.replicas is 3, it must be 1"},
+		},
+		{
+			name:    "embedded exposed on loopback",
+			values:  valueSet{set: []string{"nats.embedded.expose=true", "nats.embedded.consumerPassword.existingSecret=s"}},
+			wantErr: []string{"nats.embedded.expose needs nats.embedded.addr on an address other pods reach"},
+		},
+		{
+			name:    "embedded exposed without a password Secret",
+			values:  valueSet{set: []string{"nats.embedded.expose=true", "nats.embedded.addr=0.0.0.0:4222"}},
+			wantErr: []string{"nats.embedded.expose needs nats.embedded.consumerPassword.existingSecret"},
+		},
+		{
+			name:    "embedded sync unknown",
+			values:  valueSet{set: []string{"nats.embedded.sync=sometimes"}},
+			wantErr: []string{"/nats/embedded/sync", "value must be one of"},
 		},
 		{
 			name:    "wrong type",

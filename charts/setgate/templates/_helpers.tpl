@@ -87,6 +87,21 @@ Paths inside the container.
 {{- define "setgate.natsDir" -}}/etc/setgate/nats{{- end }}
 {{- define "setgate.pushTLSDir" -}}/etc/setgate/push-tls{{- end }}
 {{- define "setgate.dataDir" -}}/data{{- end }}
+{{- define "setgate.consumerPasswordDir" -}}/etc/setgate/nats-consumer{{- end }}
+
+{{/*
+The container port of the embedded NATS listener: the port of nats.embedded.addr.
+*/}}
+{{- define "setgate.embeddedNATSPort" -}}
+{{- splitList ":" .Values.nats.embedded.addr | last | int }}
+{{- end }}
+
+{{/*
+"true" when the embedded NATS listener is served on the Service (nats.embedded.expose), else "".
+*/}}
+{{- define "setgate.embeddedNATSExposed" -}}
+{{- if and (include "setgate.embedded" .) .Values.nats.embedded.expose }}true{{- end }}
+{{- end }}
 
 {{/*
 The NATS secret files, as a YAML list of {env, secret, key, path, value}: one entry per file
@@ -159,6 +174,15 @@ Checks that fail the render with a clear message.
 {{- end }}
 {{- if gt (int .Values.stream.replicas) 1 }}
 {{- fail (printf "embedded NATS (nats.url empty) is a single server: stream.replicas is %d, it must be 1" (int .Values.stream.replicas)) }}
+{{- end }}
+{{- if .Values.nats.embedded.expose }}
+{{- $host := splitList ":" .Values.nats.embedded.addr | initial | join ":" }}
+{{- if or (not .Values.nats.embedded.addr) (hasPrefix "127." $host) (eq $host "localhost") (eq $host "[::1]") }}
+{{- fail (printf "nats.embedded.expose needs nats.embedded.addr on an address other pods reach (e.g. 0.0.0.0:4222), got %q" .Values.nats.embedded.addr) }}
+{{- end }}
+{{- if not .Values.nats.embedded.consumerPassword.existingSecret }}
+{{- fail "nats.embedded.expose needs nats.embedded.consumerPassword.existingSecret: the Secret your consumers mount to log in as user consumer" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
