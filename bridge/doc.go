@@ -32,6 +32,17 @@
 // logs and announces the rejection; [Bridge.Reject] records a SET a source
 // refused before verification the same way.
 //
+// # The embedded server
+//
+// With no URL, [Open] starts nats-server in-process and connects to it
+// in-process as an internal user whose password is random per start. Its TCP
+// listener ([Config.EmbeddedAddr]; none when empty) admits only
+// [ConsumerUser], with the password of [Config.ConsumerPasswordFile] and
+// read-only permissions: subscribe to the event and rejection subjects, read
+// the stream and run JetStream consumers on it; no publishing into the event
+// or setgate subjects, no stream or message changes. [Config.EmbeddedSync]
+// chooses whether JetStream syncs every write before acknowledging it.
+//
 // # Leases
 //
 // [Bridge.Lease] hands out leases in the "setgate_leases" KV bucket, so
