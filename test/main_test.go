@@ -435,7 +435,7 @@ func startGateway(t testing.TB, o gwOptions) *gatewayProc {
 	if g.push == "" || g.admin == "" || g.natsURL == "" {
 		t.Fatalf("start-up line lacks push, admin or nats: push=%q admin=%q nats=%q", g.push, g.admin, g.natsURL)
 	}
-	if o.NATS == nil {
+	if env["SETGATE_NATS_URL"] == "" {
 		g.natsURL = consumerURL(t, g.natsURL, env)
 	}
 	checkFor(t, waitLong, poll, func() error {
