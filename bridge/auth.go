@@ -134,6 +134,7 @@ func consumerPermissions(prefix, stream string) *server.Permissions {
 			Allow: []string{
 				"$JS.API.INFO",
 				"$JS.API.STREAM.NAMES",
+				"$JS.API.STREAM.LIST", // nats stream ls
 				api("$JS.API.STREAM.INFO.%s"),
 				api("$JS.API.STREAM.MSG.GET.%s"),
 				api("$JS.API.DIRECT.GET.%s"),

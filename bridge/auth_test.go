@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,6 +159,27 @@ func TestConsumerMayRead(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
+		{"account info, stream names and list", func(t *testing.T) {
+			if _, err := c.js.AccountInfo(ctx); err != nil {
+				t.Fatalf("account info: %v", err)
+			}
+			names := c.js.StreamNames(ctx)
+			var got []string
+			for n := range names.Name() {
+				got = append(got, n)
+			}
+			if names.Err() != nil || !slices.Contains(got, "SECEVENTS") {
+				t.Fatalf("stream names: want SECEVENTS among %v (%v)", got, names.Err())
+			}
+			list := c.js.ListStreams(ctx)
+			n := 0
+			for range list.Info() {
+				n++
+			}
+			if list.Err() != nil || n == 0 {
+				t.Fatalf("stream list: got %d streams (%v)", n, list.Err())
+			}
+		}},
 		{"message get", func(t *testing.T) {
 			if m, err := s.GetMsg(ctx, 1); err != nil || m.Subject != subject {
 				t.Fatalf("want message 1 on %s, got %v, %v", subject, m, err)
