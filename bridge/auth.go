@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // internalUser is setgate's own user at the embedded server; its password
@@ -106,15 +107,22 @@ func ReadConsumerPassword(path string) (string, error) {
 		return "", fmt.Errorf("bridge: consumer password file %s is larger than %d bytes", path, maxPasswordFile)
 	}
 	pw := strings.TrimSpace(string(b))
-	switch {
-	case len(pw) < minPassword:
+	if len(pw) < minPassword {
 		return "", fmt.Errorf("bridge: consumer password file %s: the password must have at least %d characters", path, minPassword)
-	case strings.HasPrefix(pw, "$2"):
-		// nats-server would take it for a bcrypt hash, and no client
-		// could log in with the file's content.
-		return "", fmt.Errorf("bridge: consumer password file %s: the password must not start with $2 (nats-server reads that as a bcrypt hash)", path)
 	}
 	return pw, nil
+}
+
+// serverPassword is what nats-server gets for password: its bcrypt hash,
+// so the server holds no plaintext (and does not warn about it). The hash
+// never leaves memory, so the lowest cost does: a higher one would only
+// make every login attempt, failed ones included, cost the server more.
+func serverPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return "", fmt.Errorf("bridge: hash a NATS password: %w", err)
+	}
+	return string(h), nil
 }
 
 // consumerPermissions is what [ConsumerUser] may do at the embedded server:

@@ -35,13 +35,17 @@ type embedded struct {
 // it a listener on that address that also admits [ConsumerUser] with the
 // password consumer and [consumerPermissions]. No user is anonymous.
 func embeddedOptions(cfg Config, internal, consumer string) (*server.Options, error) {
+	internalHash, err := serverPassword(internal)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		JetStream:  true,
 		StoreDir:   cfg.DataDir,
 		NoSigs:     true,
 		SyncAlways: cfg.EmbeddedSync == SyncAlways,
-		Users:      []*server.User{{Username: internalUser, Password: internal}},
+		Users:      []*server.User{{Username: internalUser, Password: internalHash}},
 	}
 	if cfg.EmbeddedAddr == "" {
 		opts.DontListen = true
@@ -51,10 +55,14 @@ func embeddedOptions(cfg Config, internal, consumer string) (*server.Options, er
 	if err != nil {
 		return nil, err
 	}
+	consumerHash, err := serverPassword(consumer)
+	if err != nil {
+		return nil, err
+	}
 	opts.Host, opts.Port = host, port
 	opts.Users = append(opts.Users, &server.User{
 		Username:    ConsumerUser,
-		Password:    consumer,
+		Password:    consumerHash,
 		Permissions: consumerPermissions(cfg.SubjectPrefix, cfg.Stream),
 	})
 	return opts, nil

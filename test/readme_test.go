@@ -84,6 +84,9 @@ func readmeCoverage() map[string]struct{ file, contains string } {
 		"setgate bench --events 4":                      {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
 		"setgate bench --mode push --short --issuers N": {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
 		"setgate demo":                                  {"cmd/setgate/demo_test.go", "func TestDemo("},
+		// The demo section's mentions of the watch lines it prints.
+		"nats sub":                     {"test/readme_test.go", "func readmeNATSSub("},
+		"setgate tail --password-file": {"cmd/setgate/verb_tail_test.go", `"--password-file", b.ConsumerPasswordFile()`},
 		// Mentions of a command that TestReadmeCommands runs in full.
 		"setgate serve":  {"test/readme_test.go", `"SETGATE_ISSUERS_FILE=issuers.yaml ./setgate serve"`},
 		"setgate --help": {"test/readme_test.go", `"./setgate --help"`},
@@ -665,8 +668,15 @@ func readmeDemo(t *testing.T, r *readmeRun) {
 	}
 	natsURL := m[1]
 
-	natsLine := r.line(t, "nats sub 'secevent.>' --server nats://127.0.0.1:4222")
-	got := readmeNATSSub(t, sh, strings.ReplaceAll(natsLine, "nats://127.0.0.1:4222", natsURL))
+	// The line of "Running it", with the password file the demo prints.
+	demo.waitFor(t, demo.stdout, "Watch with any NATS client")
+	pw := regexp.MustCompile(`--password "\$\(cat (\S+)\)"`).FindStringSubmatch(demo.stdout.String())
+	if pw == nil {
+		t.Fatalf("the demo does not name its password file:\n%s", demo.stdout)
+	}
+	natsLine := r.line(t, `nats sub 'secevent.>' --server nats://127.0.0.1:4222 --user consumer --password "$(cat data/consumer.password)"`)
+	natsLine = strings.ReplaceAll(natsLine, "nats://127.0.0.1:4222", natsURL)
+	got := readmeNATSSub(t, sh, strings.ReplaceAll(natsLine, "data/consumer.password", pw[1]))
 	if !strings.HasPrefix(got.Subject, "secevent.") {
 		t.Errorf("nats sub: want an event on secevent.>, got %q", got.Subject)
 	}
