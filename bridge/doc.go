@@ -23,14 +23,15 @@
 // every event; any failure wraps [ErrUnavailable].
 //
 // Rejected SETs are announced, best effort and outside the stream, on
-// "setgate.rejected.<issuer>" by [Bridge.PublishRejection].
+// "setgate.rejected.<issuer>" by [Bridge.PublishRejection], with a
+// [Rejection] as the JSON body.
 //
-// # The one intake
+// # The intake's publisher
 //
-// [Bridge.Accept] is the single verify→publish path push and poll share:
-// it verifies a raw SET with its [Source]'s verifier and publishes it, or
-// logs and announces the rejection; [Bridge.Reject] records a SET a source
-// refused before verification the same way.
+// A [Bridge] is the [intake.Publisher] of the intake pipeline: package
+// intake verifies a raw SET, calls PublishSET, and on a rejection logs it
+// once and calls PublishRejection. The bridge itself knows nothing about
+// verification, HTTP or polling.
 //
 // # The embedded server
 //

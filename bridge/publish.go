@@ -13,21 +13,34 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/verify"
 )
 
 // ErrUnavailable is wrapped by every [Bridge.PublishSET] error that means
 // the events were not durably stored: NATS down, no JetStream responder, no
-// acknowledgement in time, or an API error. Callers answer 503 and let the
-// transmitter retry.
-var ErrUnavailable = errors.New("bridge: NATS unavailable")
+// acknowledgement in time, or an API error. It is an
+// [intake.ErrUnavailable] (errors.Is matches both), so the intake pipeline
+// and its sources answer 503 and let the transmitter retry.
+var ErrUnavailable error = &sentinel{msg: "bridge: NATS unavailable", is: intake.ErrUnavailable}
 
 // ErrStreamFull is wrapped, together with [ErrUnavailable], by a
 // [Bridge.PublishSET] error when JetStream refused the events because the
 // stream (or the account's storage) reached its byte limit under the
-// discard new policy. It is still "not stored": callers answer 503 with
-// Retry-After (push) or leave the SET unacknowledged (poll).
-var ErrStreamFull = errors.New("bridge: stream full")
+// discard new policy. It is an [intake.ErrStreamFull]. It is still "not
+// stored": callers answer 503 with Retry-After (push) or leave the SET
+// unacknowledged (poll).
+var ErrStreamFull error = &sentinel{msg: "bridge: stream full", is: intake.ErrStreamFull}
+
+// sentinel is a bridge error that also matches the intake error it is an
+// instance of.
+type sentinel struct {
+	msg string
+	is  error
+}
+
+func (e *sentinel) Error() string        { return e.msg }
+func (e *sentinel) Is(target error) bool { return target == e.is }
 
 // JetStream API error codes of a refused store (nats-server
 // errors.json): JSStreamStoreFailedF carries "maximum bytes exceeded"
@@ -48,13 +61,13 @@ const (
 	HeaderDelivery  = "Setgate-Delivery"
 )
 
-// Delivery is how a SET reached setgate.
-type Delivery string
+// Delivery is how a SET reached setgate ([intake.Delivery]).
+type Delivery = intake.Delivery
 
 // The two deliveries: RFC 8935 push and RFC 8936 poll.
 const (
-	DeliveryPush Delivery = "push"
-	DeliveryPoll Delivery = "poll"
+	DeliveryPush = intake.DeliveryPush
+	DeliveryPoll = intake.DeliveryPoll
 )
 
 // Envelope is the JSON body of each published message (README "Subjects and
@@ -87,21 +100,11 @@ type Envelope struct {
 	PayloadWarnings []string `json:"payload_warnings,omitempty"`
 }
 
-// Result is the outcome of publishing one SET.
-type Result struct {
-	// Subjects holds the subject of each event, in order.
-	Subjects []string
-	// Duplicate is true when JetStream already held every event, so
-	// nothing new was stored.
-	Duplicate bool
-	// Sequences holds each event's stream sequence (the original one for a
-	// duplicate), in order.
-	Sequences []uint64
-	// PublishTime is how long JetStream took to acknowledge every event.
-	PublishTime time.Duration
-	// SET is the verified SET that was published.
-	SET *verify.SET
-}
+// Result is what publishing one SET stored ([intake.Result]).
+type Result = intake.Result
+
+// Bridge is the intake pipeline's publisher.
+var _ intake.Publisher = (*Bridge)(nil)
 
 // MsgID returns the Nats-Msg-Id of the event of type eventType in the SET
 // identified by iss and jti: hex(sha256(iss NUL jti NUL eventType)).
@@ -253,14 +256,20 @@ func (b *Bridge) message(issuerName string, overrides map[string]string, set *ve
 	return m, nil
 }
 
-// rejection is the body published for a rejected SET.
-type rejection struct {
-	Issuer      string    `json:"issuer"`
-	Code        string    `json:"code"`
-	Description string    `json:"description"`
-	JTI         string    `json:"jti,omitempty"`
-	Delivery    Delivery  `json:"delivery"`
-	ReceivedAt  time.Time `json:"received_at"`
+// Rejection is the JSON body announced on [RejectionSubject] for a
+// rejected SET (README "Subjects and messages").
+type Rejection struct {
+	// Issuer is the configured issuer name.
+	Issuer string `json:"issuer"`
+	// Code and Description are the RFC 8935 §2.3 error code and the
+	// description the transmitter was given.
+	Code        string `json:"code"`
+	Description string `json:"description"`
+	// JTI is the SET's jti; empty when it was not readable.
+	JTI      string   `json:"jti,omitempty"`
+	Delivery Delivery `json:"delivery"`
+	// ReceivedAt is when setgate received the SET, in UTC.
+	ReceivedAt time.Time `json:"received_at"`
 }
 
 // RejectionSubject returns the core NATS subject on which rejections of
@@ -275,7 +284,7 @@ func RejectionSubject(issuerName string) string {
 // [RejectionSubject] with core NATS, outside the stream, never waits for the
 // server, and only logs failures at debug level.
 func (b *Bridge) PublishRejection(issuerName string, code, description, jti string, d Delivery, at time.Time) {
-	body, err := json.Marshal(rejection{
+	body, err := json.Marshal(Rejection{
 		Issuer:      issuerName,
 		Code:        code,
 		Description: description,

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/intake"
 )
 
 // hangGuard is a bound on waiting for something that must happen; it only
@@ -28,12 +28,12 @@ const hangGuard = 20 * time.Second
 
 // twoIssuers is a gateway with acme (token "tok") and globex (token
 // "gtok") in front of in, served on loopback.
-func twoIssuers(t *testing.T, in gateway.Intake, maxConcurrent int, wrap func(http.Handler) http.Handler) *httptest.Server {
+func twoIssuers(t *testing.T, in intake.Intake, maxConcurrent int, wrap func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
 	gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, MaxConcurrent: maxConcurrent, Logger: slog.New(slog.DiscardHandler)})
 	gw.SetIssuers([]gateway.Issuer{
-		{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok")},
-		{Source: &bridge.Source{Name: "globex"}, Push: gateway.NewCredential("gtok")},
+		{Source: &intake.Source{Name: "acme"}, Push: gateway.NewCredential("tok")},
+		{Source: &intake.Source{Name: "globex"}, Push: gateway.NewCredential("gtok")},
 	})
 	h := gw.Handler()
 	if wrap != nil {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -42,9 +41,9 @@ type Metrics struct {
 
 // IssuerCounters are one issuer's totals since start, for /issuers.
 type IssuerCounters struct {
-	Received      map[bridge.Delivery]uint64 `json:"received"`
-	Accepted      map[bridge.Delivery]uint64 `json:"accepted"`
-	Duplicates    map[bridge.Delivery]uint64 `json:"duplicates"`
+	Received      map[intake.Delivery]uint64 `json:"received"`
+	Accepted      map[intake.Delivery]uint64 `json:"accepted"`
+	Duplicates    map[intake.Delivery]uint64 `json:"duplicates"`
 	Rejected      map[verify.Code]uint64     `json:"rejected"`
 	Unavailable   uint64                     `json:"not_persisted"`
 	LastRejection *Rejection                 `json:"last_rejection,omitempty"`
@@ -55,7 +54,7 @@ type Rejection struct {
 	Code        verify.Code     `json:"code"`
 	Description string          `json:"description"`
 	JTI         string          `json:"jti,omitempty"`
-	Delivery    bridge.Delivery `json:"delivery"`
+	Delivery    intake.Delivery `json:"delivery"`
 	At          time.Time       `json:"at"`
 }
 
@@ -156,46 +155,40 @@ func (m *Metrics) counters(issuer string) *IssuerCounters {
 	c, ok := m.counts[issuer]
 	if !ok {
 		c = &IssuerCounters{
-			Received: map[bridge.Delivery]uint64{}, Accepted: map[bridge.Delivery]uint64{},
-			Duplicates: map[bridge.Delivery]uint64{}, Rejected: map[verify.Code]uint64{},
+			Received: map[intake.Delivery]uint64{}, Accepted: map[intake.Delivery]uint64{},
+			Duplicates: map[intake.Delivery]uint64{}, Rejected: map[verify.Code]uint64{},
 		}
 		m.counts[issuer] = c
 	}
 	return c
 }
 
-// Wrap returns in with every Accept counted and timed. Push and poll both
-// use the wrapped intake, so their numbers come from one place.
-func (m *Metrics) Wrap(in Intake) Intake { return &meteredIntake{in: in, m: m} }
+var _ intake.Observer = (*Metrics)(nil)
 
-type meteredIntake struct {
-	in Intake
-	m  *Metrics
-}
-
-func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error) {
-	m := mi.m
-	start := time.Now()
-	res, err := mi.in.Accept(ctx, src, raw, d)
-	elapsed := time.Since(start)
-	name, del := src.Name, string(d)
+// Observe counts and times one SET the intake pipeline handled, pushed or
+// polled, accepted or refused (before or during verification): the
+// metrics are an [intake.Observer], so push and poll numbers come from
+// one place.
+func (m *Metrics) Observe(_ context.Context, ev intake.Event) {
+	name, d := ev.Source.Name, ev.Delivery
+	del := string(d)
 	m.received.WithLabelValues(name, del).Inc()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.counters(name)
 	c.Received[d]++
-	var ve *verify.Error
-	switch {
-	case err == nil:
+	switch ev.Outcome {
+	case intake.Accepted, intake.Duplicate:
+		res := ev.Result
 		m.accepted.WithLabelValues(name, del).Inc()
-		m.accept.WithLabelValues(del).Observe(elapsed.Seconds())
+		m.accept.WithLabelValues(del).Observe(ev.Elapsed.Seconds())
 		m.publish.WithLabelValues(del).Observe(res.PublishTime.Seconds())
 		c.Accepted[d]++
 		if res.SET != nil && len(res.SET.Warnings) > 0 {
 			m.warnings.WithLabelValues(name, del).Inc()
 		}
-		if res.Duplicate {
+		if ev.Outcome == intake.Duplicate {
 			m.duplicates.WithLabelValues(name, del).Inc()
 			c.Duplicates[d]++
 			break
@@ -203,37 +196,21 @@ func (mi *meteredIntake) Accept(ctx context.Context, src *bridge.Source, raw []b
 		for _, subj := range res.Subjects {
 			m.events.WithLabelValues(name, family(subj)).Inc()
 		}
-	case errors.As(err, &ve):
-		m.rejectedLocked(c, name, ve, d)
-	default:
+	case intake.Rejected:
+		m.rejectedLocked(c, name, ev.Rejection, d, ev.ReceivedAt)
+	default: // Unavailable, Failed: valid (or unverifiable) and not stored
 		m.unavailable.WithLabelValues(name, del).Inc()
 		c.Unavailable++
-	}
-	return res, err
-}
-
-// Reject counts a SET refused before verification and forwards it to the
-// wrapped intake when that records rejections too (bridge.Bridge does).
-func (mi *meteredIntake) Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery) {
-	mi.m.received.WithLabelValues(src.Name, string(d)).Inc()
-	mi.m.mu.Lock()
-	c := mi.m.counters(src.Name)
-	c.Received[d]++
-	mi.m.rejectedLocked(c, src.Name, e, d)
-	mi.m.mu.Unlock()
-	if r, ok := mi.in.(interface {
-		Reject(context.Context, *bridge.Source, *verify.Error, bridge.Delivery)
-	}); ok {
-		r.Reject(ctx, src, e, d)
 	}
 }
 
 // rejectedLocked counts one rejection of the issuer called name (whose
-// counters are c) and remembers it as the last; m.mu must be held.
-func (m *Metrics) rejectedLocked(c *IssuerCounters, name string, e *verify.Error, d bridge.Delivery) {
+// counters are c), received at at, and remembers it as the last; m.mu
+// must be held.
+func (m *Metrics) rejectedLocked(c *IssuerCounters, name string, e *verify.Error, d intake.Delivery, at time.Time) {
 	m.rejected.WithLabelValues(name, string(d), string(e.Code)).Inc()
 	c.Rejected[e.Code]++
-	c.LastRejection = &Rejection{Code: e.Code, Description: e.Description, JTI: e.JTI, Delivery: d, At: time.Now().UTC()}
+	c.LastRejection = &Rejection{Code: e.Code, Description: e.Description, JTI: e.JTI, Delivery: d, At: at}
 }
 
 // family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
@@ -267,9 +244,24 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// StreamStatsFunc reads the stream's fill level; [bridge.StreamMonitor.Stats]
-// is one.
-type StreamStatsFunc func(context.Context) (bridge.StreamStats, error)
+// StreamStats is the stream's fill level as the stream metrics show it
+// (the bridge's stream monitor reads it from JetStream).
+type StreamStats struct {
+	// Bytes and Messages are what the stream holds now.
+	Bytes, Messages uint64
+	// MaxBytes is the stream's byte limit; -1 when it has none.
+	MaxBytes int64
+	// FirstAge is how old the oldest stored event is; 0 when the stream
+	// is empty.
+	FirstAge time.Duration
+	// Discarded counts events removed before the stream's max age, seen
+	// since the process started.
+	Discarded uint64
+}
+
+// StreamStatsFunc reads the stream's fill level; setgate serve adapts the
+// bridge's stream monitor to it.
+type StreamStatsFunc func(context.Context) (StreamStats, error)
 
 // streamCollector exposes the stream's fill level, read at scrape time.
 type streamCollector struct {
@@ -280,8 +272,8 @@ type streamCollector struct {
 // NewStreamCollector returns a collector of the stream metrics
 // (setgate_stream_bytes, _messages, _max_bytes,
 // _first_seq_age_seconds and setgate_stream_discarded_events_total),
-// read from stats at scrape time. stats should be cheap and bounded (a
-// [bridge.StreamMonitor] caches for a second and times out); when it
+// read from stats at scrape time. stats should be cheap and bounded (the
+// bridge's stream monitor caches for a second and times out); when it
 // fails, the scrape has none of these series.
 func NewStreamCollector(stats StreamStatsFunc) prometheus.Collector {
 	return &streamCollector{
@@ -316,6 +308,6 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(st.Messages))
 	ch <- prometheus.MustNewConstMetric(c.maxBytes, prometheus.GaugeValue, float64(st.MaxBytes))
-	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.FirstAge().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.FirstAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.discd, prometheus.CounterValue, float64(st.Discarded))
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
 )
 
@@ -17,14 +16,12 @@ import (
 // read at scrape time, and absent when it fails. (The stats of a real
 // stream are checked in bridge and, through /metrics, in test/.)
 func TestStreamCollector(t *testing.T) {
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	stats := bridge.StreamStats{
-		Bytes: 123456, Messages: 80, MaxBytes: 262144, Discard: bridge.DiscardOld,
-		FirstTime: at.Add(-90 * time.Second), Discarded: 7, At: at,
+	stats := gateway.StreamStats{
+		Bytes: 123456, Messages: 80, MaxBytes: 262144, FirstAge: 90 * time.Second, Discarded: 7,
 	}
 	var fail error
 	reads := 0
-	c := gateway.NewStreamCollector(func(context.Context) (bridge.StreamStats, error) {
+	c := gateway.NewStreamCollector(func(context.Context) (gateway.StreamStats, error) {
 		reads++
 		return stats, fail
 	})

@@ -13,17 +13,18 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 
 // pushRig is the whole push path in one process: embedded NATS with
 // JetStream on a temp dir, a transmitter with a real JWKS, a verifier, the
-// bridge and the gateway behind a real HTTP server.
+// intake pipeline and the gateway behind a real HTTP server.
 type pushRig struct {
 	tx     *transmitter.Transmitter
-	br     *bridge.Bridge
-	src    *bridge.Source
+	in     *intake.Pipeline
+	src    *intake.Source
 	srv    *httptest.Server
 	url    string
 	bearer string
@@ -53,12 +54,13 @@ func newPushRig(tb testing.TB) *pushRig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(v.Close)
-	src := &bridge.Source{Name: "acme", Verifier: v}
-	gw := gateway.New(gateway.Config{Intake: br, Ready: br.Ready, Logger: log, MaxConcurrent: 4096})
+	src := &intake.Source{Name: "acme", Verifier: v}
+	in := intake.New(intake.Config{Publisher: br, Logger: log})
+	gw := gateway.New(gateway.Config{Intake: in, Ready: br.Ready, Logger: log, MaxConcurrent: 4096})
 	gw.SetIssuers([]gateway.Issuer{{Source: src, Push: gateway.NewCredential("bench-token")}})
 	srv := httptest.NewServer(gw.Handler())
 	tb.Cleanup(srv.Close)
-	return &pushRig{tx: tx, br: br, src: src, srv: srv, url: srv.URL + "/events/acme", bearer: "bench-token"}
+	return &pushRig{tx: tx, in: in, src: src, srv: srv, url: srv.URL + "/events/acme", bearer: "bench-token"}
 }
 
 // sets signs n distinct SETs up front so signing is not measured.
@@ -117,7 +119,7 @@ func BenchmarkAcceptCeiling(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := r.br.Accept(ctx, r.src, sets[next.Add(1)-1], bridge.DeliveryPush); err != nil {
+			if _, err := r.in.Accept(ctx, r.src, sets[next.Add(1)-1], intake.DeliveryPush); err != nil {
 				b.Fatal(err)
 			}
 		}

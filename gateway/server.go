@@ -16,22 +16,14 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"golang.org/x/time/rate"
 
-	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/verify"
 )
-
-// Intake verifies one raw SET from a source and publishes it. It is the
-// single verify→publish path shared by push and poll; it returns a
-// *verify.Error for a rejected SET and an error wrapping
-// bridge.ErrUnavailable when the SET could not be persisted.
-type Intake interface {
-	Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error)
-}
 
 // Issuer is the push side of one configured issuer.
 type Issuer struct {
 	// Source names the issuer and carries its verifier and subject overrides.
-	Source *bridge.Source
+	Source *intake.Source
 	// Push is the bearer token the transmitter must present. An issuer
 	// with no push credential does not take pushes (404).
 	Push Credential
@@ -46,8 +38,9 @@ type Issuer struct {
 
 // Config configures a Server.
 type Config struct {
-	// Intake verifies and publishes. Required.
-	Intake Intake
+	// Intake verifies and publishes: the pipeline push shares with poll.
+	// Required.
+	Intake intake.Intake
 	// Ready reports whether the backend (NATS, stream) is usable. Required.
 	Ready func(context.Context) error
 	// MaxBodyBytes caps a pushed SET; larger bodies get 413. Zero: 65536.
@@ -62,7 +55,7 @@ type Config struct {
 	// Logger is required.
 	Logger *slog.Logger
 	// Metrics, if set, serves /metrics on the admin handler and times push
-	// requests. Wrap Intake with it to count SETs.
+	// requests. Register it as an observer of Intake to count SETs.
 	Metrics *Metrics
 	// State, if set, serves /issuers on the admin handler.
 	State StateFunc
@@ -182,23 +175,26 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "", "Too many SETs in flight for this issuer; retry shortly.")
 		return
 	}
-	_, err = s.cfg.Intake.Accept(r.Context(), is.Source, body, bridge.DeliveryPush)
-	var ve *verify.Error
-	switch {
-	case err == nil:
+	res, err := s.cfg.Intake.Accept(r.Context(), is.Source, body, intake.DeliveryPush)
+	switch intake.Classify(res, err) {
+	case intake.Accepted, intake.Duplicate:
 		w.WriteHeader(http.StatusAccepted)
-	case errors.As(err, &ve):
+	case intake.Rejected:
+		ve := intake.AsRejection(err)
 		writeError(w, statusFor(ve.Code), ve.Code, ve.Description)
-	case errors.Is(err, bridge.ErrStreamFull):
-		s.cfg.Logger.WarnContext(r.Context(), "push not persisted: stream full", "issuer", name, "err", err)
+	case intake.Unavailable:
+		msg := "push not persisted"
+		if errors.Is(err, intake.ErrStreamFull) {
+			msg = "push not persisted: stream full"
+		}
+		s.cfg.Logger.WarnContext(r.Context(), msg, "issuer", name, "err", err)
 		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
-	case errors.Is(err, bridge.ErrUnavailable):
-		s.cfg.Logger.WarnContext(r.Context(), "push not persisted", "issuer", name, "err", err)
-		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
-	case r.Context().Err() != nil:
-		// The transmitter went away; it will retry and deduplication
-		// makes that safe.
 	default:
+		if r.Context().Err() != nil {
+			// The transmitter went away; it will retry and deduplication
+			// makes that safe.
+			return
+		}
 		s.cfg.Logger.ErrorContext(r.Context(), "push failed", "issuer", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "", "Internal error; retry later.")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -30,14 +31,17 @@ type blockingIntake struct {
 	err     error
 }
 
-func (b *blockingIntake) Accept(ctx context.Context, _ *bridge.Source, _ []byte, _ bridge.Delivery) (bridge.Result, error) {
+func (b *blockingIntake) Accept(ctx context.Context, _ *intake.Source, _ []byte, _ intake.Delivery) (intake.Result, error) {
 	b.entered <- struct{}{}
 	select {
 	case <-b.release:
 	case <-ctx.Done():
 	}
-	return bridge.Result{}, b.err
+	return intake.Result{}, b.err
 }
+
+// Reject is never called by the push handler.
+func (b *blockingIntake) Reject(context.Context, *intake.Source, *verify.Error, intake.Delivery) {}
 
 func push(t *testing.T, url, token, ctype, body string) *http.Response {
 	t.Helper()
@@ -57,7 +61,7 @@ func push(t *testing.T, url, token, ctype, body string) *http.Response {
 func TestConcurrencyLimit429(t *testing.T) {
 	in := &blockingIntake{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, MaxConcurrent: 2, Logger: slog.New(slog.DiscardHandler)})
-	gw.SetIssuers([]gateway.Issuer{{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
+	gw.SetIssuers([]gateway.Issuer{{Source: &intake.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
 	srv := httptest.NewServer(gw.Handler())
 	defer srv.Close()
 
@@ -112,7 +116,7 @@ func TestIntakeErrorsMapToStatus(t *testing.T) {
 			in := &blockingIntake{entered: make(chan struct{}, 1), release: make(chan struct{}), err: tt.err}
 			close(in.release)
 			gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
-			gw.SetIssuers([]gateway.Issuer{{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
+			gw.SetIssuers([]gateway.Issuer{{Source: &intake.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
 			srv := httptest.NewServer(gw.Handler())
 			defer srv.Close()
 			resp := push(t, srv.URL+"/events/acme", "tok", "application/secevent+jwt", "x.y.z")
@@ -169,7 +173,7 @@ func TestReadiness(t *testing.T) {
 
 func TestBearerParsing(t *testing.T) {
 	gw := gateway.New(gateway.Config{Intake: &blockingIntake{}, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
-	gw.SetIssuers([]gateway.Issuer{{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
+	gw.SetIssuers([]gateway.Issuer{{Source: &intake.Source{Name: "acme"}, Push: gateway.NewCredential("tok")}})
 	srv := httptest.NewServer(gw.Handler())
 	defer srv.Close()
 	for _, h := range []string{"", "tok", "Basic tok", "Bearer", "Bearer ", "Bearer tokx", "Bearer to"} {
@@ -197,8 +201,8 @@ func TestRateLimit429(t *testing.T) {
 	close(in.release)
 	gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	gw.SetIssuers([]gateway.Issuer{
-		{Source: &bridge.Source{Name: "acme"}, Push: gateway.NewCredential("tok"), RateLimit: rate.Every(time.Hour), Burst: 2},
-		{Source: &bridge.Source{Name: "globex"}, Push: gateway.NewCredential("gtok")},
+		{Source: &intake.Source{Name: "acme"}, Push: gateway.NewCredential("tok"), RateLimit: rate.Every(time.Hour), Burst: 2},
+		{Source: &intake.Source{Name: "globex"}, Push: gateway.NewCredential("gtok")},
 	})
 	srv := httptest.NewServer(gw.Handler())
 	defer srv.Close()

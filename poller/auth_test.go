@@ -119,7 +119,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Auth = auth
-	l, stop := start(t, cfg, r.br)
+	l, stop := start(t, cfg, r.in)
 
 	first := r.enqueue(t, 3)
 	allAcked(t, r.ps, first)

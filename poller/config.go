@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/verify"
 )
@@ -26,21 +26,6 @@ const (
 	DefaultShutdownTimeout  = 5 * time.Second
 )
 
-// Intake verifies one raw SET from a source and publishes it: the single
-// verify→publish path shared with push, implemented by *bridge.Bridge. It
-// returns a *verify.Error for a rejected SET, an error wrapping
-// bridge.ErrUnavailable when the SET could not be persisted, and a nil
-// error (possibly with Result.Duplicate) when every event is stored.
-type Intake interface {
-	Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error)
-}
-
-// Rejecter is implemented by intakes that record SETs refused before
-// verification (bridge.Bridge, and setgate's metrics wrapper around it).
-type Rejecter interface {
-	Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery)
-}
-
 // Lease decides which replica polls an issuer; *bridge.Lease implements
 // it. TryAcquire acquires or renews and reports whether the lease is held
 // for TTL from the start of the call (false with any error: the loop then
@@ -55,7 +40,7 @@ type Lease interface {
 type Config struct {
 	// Source is the issuer: its name, verifier and subject overrides.
 	// Required.
-	Source *bridge.Source
+	Source *intake.Source
 	// Endpoint is the transmitter's poll URL: https, or http for a
 	// loopback host. Required.
 	Endpoint string

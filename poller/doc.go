@@ -15,7 +15,7 @@
 // next request goes out at once.
 //
 // Every SET of an answer goes through the same verify→publish path as a
-// pushed one ([Intake], implemented by bridge.Bridge.Accept), several at a
+// pushed one (an [intake.Intake]: the intake pipeline), several at a
 // time. Then, and only then, its outcome is queued for the next request:
 //
 //   - stored in JetStream, or already stored (a duplicate): its jti goes
@@ -60,8 +60,9 @@
 //
 // # Leases
 //
-// With several replicas, Config.Lease (a bridge.Lease in the NATS KV
-// bucket setgate_leases) makes sure one replica polls each issuer: the
+// With several replicas, Config.Lease (setgate passes a bridge.Lease in
+// the NATS KV bucket setgate_leases) makes sure one replica polls each
+// issuer: the
 // loop polls only while it holds the lease, renews it every TTL/3, stops
 // polling (finishing its batch and acknowledging) when it loses it or
 // cannot renew it before it expires, and releases it on shutdown so

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/poller"
 )
 
-// One poll loop per issuer with a poll block: the bridge is the intake,
-// the lease makes one replica poll, and the signal context stops it.
+// One poll loop per issuer with a poll block: the intake pipeline
+// verifies and publishes with the bridge, the lease makes one replica
+// poll, and the signal context stops it.
 func ExampleLoop_Run() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -23,7 +25,8 @@ func ExampleLoop_Run() {
 		return
 	}
 	defer br.Close(context.Background())
-	var src *bridge.Source // the issuer's name, verifier and subject overrides, as for push
+	in := intake.New(intake.Config{Publisher: br, Logger: log}) // built once, shared with push
+	var src *intake.Source // the issuer's name, verifier and subject overrides, as for push
 
 	lease, err := br.Lease(ctx, "poll.acme", bridge.NewHolderID(), 15*time.Second)
 	if err != nil {
@@ -45,7 +48,7 @@ func ExampleLoop_Run() {
 		Auth:      auth,
 		Lease:     lease,
 		Logger:    log,
-	}, br)
+	}, in)
 	if err != nil {
 		log.Error("poller", "err", err)
 		return

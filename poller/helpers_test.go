@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/verify"
@@ -41,7 +42,8 @@ type rig struct {
 	tx  *transmitter.Transmitter
 	ps  *transmitter.PollServer
 	br  *bridge.Bridge
-	src *bridge.Source
+	in  *intake.Pipeline // verify → publish with br
+	src *intake.Source
 }
 
 type rigOptions struct {
@@ -73,9 +75,16 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(v.Close)
-	r := &rig{tx: tx, ps: ps, src: &bridge.Source{Name: issuerName, Verifier: v}}
+	r := &rig{tx: tx, ps: ps, src: &intake.Source{Name: issuerName, Verifier: v}}
 	r.br = openBridge(tb, o.NATSURL)
+	r.in = newPipeline(tb, r.br)
 	return r
+}
+
+// newPipeline is the intake pipeline publishing with br, as setgate builds
+// it (without metrics).
+func newPipeline(tb testing.TB, br *bridge.Bridge) *intake.Pipeline {
+	return intake.New(intake.Config{Publisher: br, Logger: testLogger(tb)})
 }
 
 // openBridge connects to the server at url, or embeds one when url is
@@ -174,7 +183,7 @@ func (r *rig) enqueue(tb testing.TB, n int) []set {
 
 // start runs a loop until the test ends or stop is called; stop returns
 // Run's result.
-func start(tb testing.TB, cfg poller.Config, in poller.Intake) (l *poller.Loop, stop func() error) {
+func start(tb testing.TB, cfg poller.Config, in intake.Intake) (l *poller.Loop, stop func() error) {
 	tb.Helper()
 	l, err := poller.New(cfg, in)
 	if err != nil {
@@ -220,8 +229,8 @@ func stored(tb testing.TB, js jetstream.JetStream) map[string][]string {
 		if err != nil {
 			tb.Fatalf("get msg %d: %v", seq, err)
 		}
-		if d := m.Header.Get(bridge.HeaderDelivery); d != string(bridge.DeliveryPoll) {
-			tb.Errorf("msg %d: want delivery %q, got %q", seq, bridge.DeliveryPoll, d)
+		if d := m.Header.Get(bridge.HeaderDelivery); d != string(intake.DeliveryPoll) {
+			tb.Errorf("msg %d: want delivery %q, got %q", seq, intake.DeliveryPoll, d)
 		}
 		jti := m.Header.Get(bridge.HeaderJTI)
 		out[jti] = append(out[jti], m.Subject)

@@ -35,7 +35,7 @@ func TestPollHeldLongerThanExpected(t *testing.T) {
 	cfg.Sleep = rec.Sleep
 	r.ps.Inject(transmitter.Fault{Delay: 1400 * time.Millisecond}) // past 1s + 1ms, well within 2s + 1ms
 	sets := r.enqueue(t, 3)
-	l, stop := start(t, cfg, r.br)
+	l, stop := start(t, cfg, r.in)
 	allAcked(t, r.ps, sets)
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -106,7 +106,7 @@ func TestLeaseOneReplicaPolls(t *testing.T) {
 		cfg.Lease = lease
 		cfg.Auth = bearerWith{replica: name}
 		cfg.HTTPClient = ov.client(name)
-		l, stop := start(t, cfg, br)
+		l, stop := start(t, cfg, newPipeline(t, br))
 		replicas[name] = &replica{br: br, loop: l, stop: stop}
 	}
 	holder := func() string {

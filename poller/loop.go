@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -53,7 +53,7 @@ type Status struct {
 // Loop polls one issuer. Create it with [New] and call [Loop.Run] once.
 type Loop struct {
 	cfg Config
-	in  Intake
+	in  intake.Intake
 	log *slog.Logger
 
 	running atomic.Bool
@@ -70,8 +70,8 @@ type Loop struct {
 }
 
 // New checks cfg, fills in defaults and returns a loop that hands every
-// SET to in.
-func New(cfg Config, in Intake) (*Loop, error) {
+// SET to in (the intake pipeline push shares).
+func New(cfg Config, in intake.Intake) (*Loop, error) {
 	if in == nil {
 		return nil, errors.New("poller: an intake is required")
 	}
@@ -82,7 +82,7 @@ func New(cfg Config, in Intake) (*Loop, error) {
 	l := &Loop{
 		cfg:     cfg,
 		in:      in,
-		log:     cfg.Logger.With("issuer", cfg.Source.Name, "delivery", bridge.DeliveryPoll),
+		log:     cfg.Logger.With("issuer", cfg.Source.Name, "delivery", intake.DeliveryPoll),
 		acked:   map[string]bool{},
 		setErrs: map[string]SetErr{},
 	}
@@ -513,15 +513,11 @@ func (l *Loop) handle(ctx context.Context, resp Response) error {
 	return nil
 }
 
-// announce records a SET the loop refused before verification: through
-// the intake's Reject when it has one (bridge.Bridge logs and announces on
-// setgate.rejected.<issuer>, the metrics count it), else in the log.
+// announce records a SET the loop refused before verification through the
+// intake's Reject: logged, announced on setgate.rejected.<issuer> and
+// counted like any rejection.
 func (l *Loop) announce(ctx context.Context, e *verify.Error) {
-	if r, ok := l.in.(Rejecter); ok {
-		r.Reject(ctx, l.cfg.Source, e, bridge.DeliveryPoll)
-		return
-	}
-	l.log.InfoContext(ctx, "set rejected", "code", e.Code, "description", e.Description, "jti", e.JTI)
+	l.in.Reject(ctx, l.cfg.Source, e, intake.DeliveryPoll)
 }
 
 func (l *Loop) reject(key string, e SetErr) {
@@ -536,12 +532,12 @@ func (l *Loop) accept(ctx context.Context, key, token string) outcome {
 		l.announce(ctx, e)
 		return outcome{setErr: &SetErr{Err: string(e.Code), Description: e.Description}}
 	}
-	_, err := l.in.Accept(ctx, l.cfg.Source, []byte(token), bridge.DeliveryPoll)
-	var ve *verify.Error
-	switch {
-	case err == nil:
+	res, err := l.in.Accept(ctx, l.cfg.Source, []byte(token), intake.DeliveryPoll)
+	switch intake.Classify(res, err) {
+	case intake.Accepted, intake.Duplicate:
 		return outcome{ack: true}
-	case errors.As(err, &ve):
+	case intake.Rejected:
+		ve := intake.AsRejection(err)
 		return outcome{setErr: &SetErr{Err: string(ve.Code), Description: ve.Description}}
 	default:
 		return outcome{err: err}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/verify"
@@ -20,7 +20,7 @@ func TestHappyPath(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	const n = 25
 	sets := r.enqueue(t, n)
-	l, stop := start(t, r.config(t), r.br)
+	l, stop := start(t, r.config(t), r.in)
 
 	allAcked(t, r.ps, sets)
 	// Acknowledged once each; the shutdown below may repeat the acks of
@@ -119,7 +119,7 @@ func TestInvalidSETs(t *testing.T) {
 	r.ps.EnqueueAs("wrong-key", jti, tok)
 	want["wrong-key"] = "invalid_request"
 
-	_, stop := start(t, r.config(t), r.br)
+	_, stop := start(t, r.config(t), r.in)
 	allAcked(t, r.ps, valid)
 	checkFor(t, func() error {
 		if n := len(r.ps.Errors()); n != len(want) {
@@ -164,7 +164,7 @@ func TestNATSOutage(t *testing.T) {
 	url := srv.ClientURL()
 	r := newRig(t, rigOptions{NATSURL: url})
 	cfg := r.config(t)
-	l, stop := start(t, cfg, r.br)
+	l, stop := start(t, cfg, r.in)
 
 	before := r.enqueue(t, 6)
 	allAcked(t, r.ps, before)
@@ -225,7 +225,7 @@ func TestTransmitterFaults(t *testing.T) {
 		transmitter.Fault{Status: 503},
 	)
 	sets := r.enqueue(t, 12)
-	l, stop := start(t, cfg, r.br)
+	l, stop := start(t, cfg, r.in)
 	allAcked(t, r.ps, sets)
 
 	// The five faults gave five failures in a row, backing off
@@ -280,18 +280,22 @@ func TestTransmitterFaults(t *testing.T) {
 
 // hookIntake calls after once Accept returned for the n-th time.
 type hookIntake struct {
-	in    poller.Intake
+	in    intake.Intake
 	n     int64
 	after func()
 	calls atomic.Int64
 }
 
-func (h *hookIntake) Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error) {
+func (h *hookIntake) Accept(ctx context.Context, src *intake.Source, raw []byte, d intake.Delivery) (intake.Result, error) {
 	res, err := h.in.Accept(ctx, src, raw, d)
 	if h.calls.Add(1) == h.n {
 		h.after()
 	}
 	return res, err
+}
+
+func (h *hookIntake) Reject(ctx context.Context, src *intake.Source, e *verify.Error, d intake.Delivery) {
+	h.in.Reject(ctx, src, e, d)
 }
 
 func TestShutdownAcknowledges(t *testing.T) {
@@ -310,7 +314,7 @@ func TestShutdownAcknowledges(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hook := &hookIntake{in: r.br, n: 1, after: cancel}
+	hook := &hookIntake{in: r.in, n: 1, after: cancel}
 	l, err = poller.New(cfg, hook)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +351,7 @@ func TestShutdownAcknowledges(t *testing.T) {
 
 func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
-	src := &bridge.Source{Name: "acme", Verifier: nopVerifier{}}
+	src := &intake.Source{Name: "acme", Verifier: nopVerifier{}}
 	tests := []struct {
 		name string
 		cfg  poller.Config
@@ -376,9 +380,11 @@ func (nopVerifier) Verify(context.Context, []byte) (*verify.SET, error) { return
 
 type nopIntake struct{}
 
-func (nopIntake) Accept(context.Context, *bridge.Source, []byte, bridge.Delivery) (bridge.Result, error) {
-	return bridge.Result{}, nil
+func (nopIntake) Accept(context.Context, *intake.Source, []byte, intake.Delivery) (intake.Result, error) {
+	return intake.Result{}, nil
 }
+
+func (nopIntake) Reject(context.Context, *intake.Source, *verify.Error, intake.Delivery) {}
 
 // A transmitter that keeps answering 400 to a request carrying acks gets
 // them dropped after three tries; the SETs come again and are stored once.
@@ -387,7 +393,7 @@ func TestAcksDroppedAfterRepeated400(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	sets := r.enqueue(t, 2)
 	r.ps.Inject(transmitter.Fault{}, transmitter.Fault{Status: 400}, transmitter.Fault{Status: 400}, transmitter.Fault{Status: 400})
-	_, stop := start(t, r.config(t), r.br)
+	_, stop := start(t, r.config(t), r.in)
 	allAcked(t, r.ps, sets)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -50,7 +50,7 @@ func TestEmptyMoreAvailableBacksOff(t *testing.T) {
 	// slowly this machine runs the test.
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg.Now = func() time.Time { return epoch }
-	_, stop := start(t, cfg, r.br)
+	_, stop := start(t, cfg, r.in)
 
 	// waitSlept waits for the loop's next Sleep; a loop that keeps
 	// polling without one fails the test by its request count.

@@ -35,7 +35,7 @@ func BenchmarkPollStream(b *testing.B) {
 			for i := range toks {
 				r.ps.Enqueue(jtis[i], toks[i])
 			}
-			_, stop := start(b, cfg, r.br)
+			_, stop := start(b, cfg, r.in)
 			for r.ps.AckedCount() < b.N {
 				time.Sleep(time.Millisecond)
 			}

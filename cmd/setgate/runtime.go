@@ -16,6 +16,7 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
@@ -27,7 +28,7 @@ import (
 type liveIssuer struct {
 	spec     issuerSpec
 	verifier *verify.Verifier
-	source   *bridge.Source
+	source   *intake.Source
 	meta     *ssf.Metadata // discovered SSF metadata, nil without discovery
 	mgr      *ssf.Manager  // SSF stream manager, nil without a stream block
 	loop     atomic.Pointer[poller.Loop]
@@ -52,7 +53,7 @@ type liveIssuers struct {
 	s      settings
 	log    *slog.Logger
 	br     *bridge.Bridge
-	in     poller.Intake
+	in     intake.Intake
 	gw     *gateway.Server
 	holder string
 	// httpClient makes SSF discovery and management calls, under the
@@ -85,7 +86,7 @@ func newIssuerSet(m map[string]*liveIssuer) *issuerSet {
 }
 
 // newLiveIssuers returns an empty set; poll loops hand SETs to in.
-func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in poller.Intake, gw *gateway.Server) *liveIssuers {
+func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in intake.Intake, gw *gateway.Server) *liveIssuers {
 	l := &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
 		states:     make(map[string]*verify.States),
 		httpClient: outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes}.Client()}
@@ -261,7 +262,7 @@ func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, 
 	if err != nil {
 		return nil, err
 	}
-	li := &liveIssuer{spec: spec, verifier: v, meta: meta, source: &bridge.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
+	li := &liveIssuer{spec: spec, verifier: v, meta: meta, source: &intake.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
 	var tasks []func(ctx context.Context)
 	fail := func(err error) (*liveIssuer, error) {
 		v.Close()
@@ -417,7 +418,7 @@ func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
 // discovery is retried with backoff; once it succeeds the issuer is
 // rebuilt in full.
 func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error) *liveIssuer {
-	li := &liveIssuer{spec: spec, source: &bridge.Source{Name: spec.Name, Overrides: spec.Overrides,
+	li := &liveIssuer{spec: spec, source: &intake.Source{Name: spec.Name, Overrides: spec.Overrides,
 		Verifier: pendingVerifier{name: spec.Name}}}
 	li.discoveryErr.Store(cause.Error())
 	li.start(ctx, []func(context.Context){func(ctx context.Context) {
@@ -546,6 +547,7 @@ func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ss
 		return nil, fmt.Errorf("issuer %q: stream: %w", spec.Name, err)
 	}
 	li.mgr = mgr
+	li.source.Observer = streamObserver{mgr} // before the source is handed to push or poll
 	if spec.Stream.Delivery == ssf.DeliveryPoll {
 		return ready, nil
 	}
@@ -687,29 +689,18 @@ func sortedNames(m map[string]*liveIssuer) []string {
 	return names
 }
 
-// observingIntake tells an issuer's SSF stream manager about every
-// verification and stream-updated event accepted from it (push or poll),
-// so requested verifications are confirmed and status changes recorded.
-type observingIntake struct {
-	in   gateway.Intake
-	live *liveIssuers
-}
+// streamObserver tells an issuer's SSF stream manager about every
+// verification and stream-updated event stored from that issuer (push or
+// poll, duplicates included), so requested verifications are confirmed
+// and status changes recorded. It is the intake.Source observer of every
+// issuer with a stream block.
+type streamObserver struct{ mgr *ssf.Manager }
 
-func (o observingIntake) Accept(ctx context.Context, src *bridge.Source, raw []byte, d bridge.Delivery) (bridge.Result, error) {
-	res, err := o.in.Accept(ctx, src, raw, d)
-	if err == nil && res.SET != nil {
-		if li := o.live.get(src.Name); li != nil && li.mgr != nil {
-			for _, ev := range res.SET.Events {
-				li.mgr.Observe(ev.Type, ev.Payload)
-			}
-		}
+func (o streamObserver) Observe(_ context.Context, ev intake.Event) {
+	if !ev.Outcome.Stored() || ev.Result.SET == nil {
+		return
 	}
-	return res, err
-}
-
-// Reject forwards rejections made before verification (poller.Rejecter).
-func (o observingIntake) Reject(ctx context.Context, src *bridge.Source, e *verify.Error, d bridge.Delivery) {
-	if r, ok := o.in.(poller.Rejecter); ok {
-		r.Reject(ctx, src, e, d)
+	for _, e := range ev.Result.SET.Events {
+		o.mgr.Observe(e.Type, e.Payload)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
+	"github.com/setgate/setgate/intake"
 )
 
 // gatewayApp is a started gateway: NATS bridge, verifiers, push and admin
@@ -26,6 +27,7 @@ type gatewayApp struct {
 	s       settings
 	log     *slog.Logger
 	br      *bridge.Bridge
+	intake  *intake.Pipeline
 	gw      *gateway.Server
 	issuers *liveIssuers
 	metrics *gateway.Metrics
@@ -115,12 +117,17 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 
-	// One intake for push and poll: counted by the metrics, observed by
-	// the SSF stream managers, verified and published by the bridge.
-	observed := &observingIntake{in: app.metrics.Wrap(app.br)}
-	intake := gateway.Intake(observed)
+	// One intake pipeline for push and poll, built once: verify, publish
+	// with the bridge (rejections logged and announced), then the metrics
+	// observe; each issuer's SSF stream manager observes its own SETs
+	// (runtime.go streamObserver).
+	app.intake = intake.New(intake.Config{
+		Publisher: app.br,
+		Observers: []intake.Observer{app.metrics},
+		Logger:    log,
+	})
 	app.gw = gateway.New(gateway.Config{
-		Intake:        intake,
+		Intake:        app.intake,
 		Ready:         app.br.Ready,
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxConcurrent: s.MaxConcurrent,
@@ -131,14 +138,13 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 	if err = app.metrics.Register(gateway.NewStateCollector(app.state)); err != nil {
 		return nil, err
 	}
-	if err = app.metrics.Register(gateway.NewStreamCollector(app.br.Monitor().Stats)); err != nil {
+	if err = app.metrics.Register(gateway.NewStreamCollector(streamStats(app.br.Monitor()))); err != nil {
 		return nil, err
 	}
 	if err = app.metrics.Register(connectionsGauge(app.pushLn)); err != nil {
 		return nil, err
 	}
-	app.issuers = newLiveIssuers(s, log, app.br, intake, app.gw)
-	observed.live = app.issuers
+	app.issuers = newLiveIssuers(s, log, app.br, app.intake, app.gw)
 	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
 		return nil, err
 	}
@@ -182,6 +188,21 @@ func listenCause(err error) error {
 		err = sc.Err
 	}
 	return err
+}
+
+// streamStats reads the stream's fill level for the gateway's stream
+// metrics from the bridge's monitor.
+func streamStats(mon *bridge.StreamMonitor) gateway.StreamStatsFunc {
+	return func(ctx context.Context) (gateway.StreamStats, error) {
+		st, err := mon.Stats(ctx)
+		if err != nil {
+			return gateway.StreamStats{}, err
+		}
+		return gateway.StreamStats{
+			Bytes: st.Bytes, Messages: st.Messages, MaxBytes: st.MaxBytes,
+			FirstAge: st.FirstAge(), Discarded: st.Discarded,
+		}, nil
+	}
 }
 
 // connectionsGauge exports the push listener's open connections.

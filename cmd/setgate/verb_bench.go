@@ -21,10 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/cmd/setgate/bench"
+	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
-	"github.com/setgate/setgate/verify"
 )
 
 // Bench defaults; --short replaces the run lengths with CI-sized ones.
@@ -572,7 +571,10 @@ func (r *benchRun) measureLocal(ctx context.Context, gw *localGateway, f *benchF
 	if err := r.verifyCeiling(ctx, sources); err != nil {
 		return err
 	}
-	if err := r.publishCeiling(ctx, gw.app.br, sources); err != nil {
+	// The ceiling's pipeline publishes with the gateway's bridge, without
+	// the gateway's observers (metrics).
+	in := intake.New(intake.Config{Publisher: gw.app.br, Logger: gw.app.log})
+	if err := r.publishCeiling(ctx, in, sources); err != nil {
 		return err
 	}
 	expect := r.rep.PublishCeiling.SETsPerSec
@@ -592,12 +594,12 @@ func (r *benchRun) measureLocal(ctx context.Context, gw *localGateway, f *benchF
 }
 
 // sources returns the gateway's source of each push issuer, in order.
-func (r *benchRun) sources(gw *localGateway) []*bridge.Source {
-	live := map[string]*bridge.Source{}
+func (r *benchRun) sources(gw *localGateway) []*intake.Source {
+	live := map[string]*intake.Source{}
 	for _, li := range gw.app.issuers.snapshot() {
 		live[li.spec.Name] = li.source
 	}
-	out := make([]*bridge.Source, len(r.push))
+	out := make([]*intake.Source, len(r.push))
 	for i, is := range r.push {
 		out[i] = live[is.name]
 	}
@@ -606,7 +608,7 @@ func (r *benchRun) sources(gw *localGateway) []*bridge.Source {
 
 // verifyCeiling measures ceiling (a): GOMAXPROCS goroutines verifying
 // pre-signed SETs over and over, no HTTP, no NATS.
-func (r *benchRun) verifyCeiling(ctx context.Context, sources []*bridge.Source) error {
+func (r *benchRun) verifyCeiling(ctx context.Context, sources []*intake.Source) error {
 	_, seed, err := r.sign(ctx, r.push, benchSeedSETs, "ceiling (a)")
 	if err != nil {
 		return err
@@ -627,9 +629,9 @@ func (r *benchRun) verifyCeiling(ctx context.Context, sources []*bridge.Source) 
 }
 
 // publishCeiling measures ceiling (b): --concurrency goroutines handing
-// pre-signed SETs to bridge.Accept (verify, publish, PubAck), no HTTP. It
-// signs in chunks sized by the rate so far; signing is not timed.
-func (r *benchRun) publishCeiling(ctx context.Context, br *bridge.Bridge, sources []*bridge.Source) error {
+// pre-signed SETs to the intake pipeline in (verify, publish, PubAck), no
+// HTTP. It signs in chunks sized by the rate so far; signing is not timed.
+func (r *benchRun) publishCeiling(ctx context.Context, in *intake.Pipeline, sources []*intake.Source) error {
 	var total bench.Ceiling
 	var otherCPU float64 // CPU-seconds taken by other processes
 	chunk := benchFirstChunk
@@ -651,8 +653,8 @@ func (r *benchRun) publishCeiling(ctx context.Context, br *bridge.Bridge, source
 		}
 		c := bench.Run(ctx, r.o.concurrency, bound, len(items), func(ctx context.Context, i int) error {
 			it := items[i]
-			_, err := br.Accept(ctx, sources[it.Target], it.Body, bridge.DeliveryPush)
-			outcomes[i] = acceptOutcome(err)
+			res, err := in.Accept(ctx, sources[it.Target], it.Body, intake.DeliveryPush)
+			outcomes[i] = acceptOutcome(res, err)
 			return err
 		})
 		cores, elapsed := watch.Others()
@@ -672,12 +674,11 @@ func (r *benchRun) publishCeiling(ctx context.Context, br *bridge.Bridge, source
 }
 
 // acceptOutcome is what a transmitter would have been told.
-func acceptOutcome(err error) bench.Outcome {
-	var ve *verify.Error
-	switch {
-	case err == nil:
+func acceptOutcome(res intake.Result, err error) bench.Outcome {
+	switch o := intake.Classify(res, err); {
+	case o.Stored():
 		return bench.Acked
-	case errors.As(err, &ve):
+	case o == intake.Rejected:
 		return bench.Rejected
 	default:
 		return bench.Unknown
