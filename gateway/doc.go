@@ -10,10 +10,16 @@
 // body size (413) and, once the whole body has been read, the issuer's
 // concurrency limit (429): a slow upload holds a connection, never a slot.
 // A 401, 403 or 404 answer closes the connection. It then hands
-// the body to the [Intake] shared with the poller, which verifies it and
-// publishes every event to JetStream. The answer is 202 with an empty body
-// only after JetStream acknowledged every event; a SET error is 400 with
+// the body to the intake pipeline shared with the poller
+// ([intake.Pipeline]), which verifies it and publishes every event to
+// JetStream, and answers by [intake.Classify]: 202 with an empty body only
+// after JetStream acknowledged every event; a SET error is 400 with
 // {"err","description"}; a NATS failure is 503 with Retry-After.
+//
+// # Metrics
+//
+// [Metrics] is an [intake.Observer]: registered with the pipeline, it
+// counts every SET of push and poll alike.
 //
 // # Admin
 //
