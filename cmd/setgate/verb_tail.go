@@ -279,13 +279,7 @@ func (p *tailPrinter) rejection(m *nats.Msg) {
 		p.line(string(jsonWithRouting(m.Data, m.Subject, 0)))
 		return
 	}
-	var r struct {
-		Issuer      string    `json:"issuer"`
-		Code        string    `json:"code"`
-		Description string    `json:"description"`
-		JTI         string    `json:"jti"`
-		ReceivedAt  time.Time `json:"received_at"`
-	}
+	var r bridge.Rejection
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		p.line(fmt.Sprintf("%s  (unreadable rejection: %v)", m.Subject, err))
 		return
