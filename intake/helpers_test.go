@@ -99,6 +99,22 @@ func (r *rig) set(tb testing.TB) (jti string, token []byte) {
 	return jti, []byte(tok)
 }
 
+// hangGuard only stops a hung test; it asserts nothing about speed.
+const hangGuard = 20 * time.Second
+
+// nextAnnounced waits for the next rejection announced on
+// setgate.rejected.acme.
+func (r *rig) nextAnnounced(tb testing.TB) bridge.Rejection {
+	tb.Helper()
+	select {
+	case rej := <-r.announced:
+		return rej
+	case <-time.After(hangGuard):
+		tb.Fatal("no rejection announced")
+		return bridge.Rejection{}
+	}
+}
+
 // logLines returns the records logged with message msg.
 func (r *rig) logLines(tb testing.TB, msg string) []map[string]any {
 	tb.Helper()
