@@ -25,7 +25,8 @@ func ExampleLoop_Run() {
 		return
 	}
 	defer br.Close(context.Background())
-	in := intake.New(intake.Config{Publisher: br, Logger: log}) // built once, shared with push
+	// The pipeline is built once and shared with push.
+	in := intake.New(intake.Config{Publisher: br, Logger: log})
 	var src *intake.Source // the issuer's name, verifier and subject overrides, as for push
 
 	lease, err := br.Lease(ctx, "poll.acme", bridge.NewHolderID(), 15*time.Second)
