@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/transmitter"
 )
 
@@ -149,7 +150,7 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	if merged["SETGATE_PUBLIC_URL"] == "" {
 		merged["SETGATE_PUBLIC_URL"] = "http://" + merged["SETGATE_HTTP_ADDR"]
 	}
-	s, err := loadSettings(merged)
+	s, err := config.Load(merged)
 	if err != nil {
 		return err
 	}

@@ -6,80 +6,30 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/setgate/setgate/config"
 )
 
-func TestLoadSettingsDefaults(t *testing.T) {
-	s, err := loadSettings(map[string]string{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.HTTPAddr != ":8080" || s.AdminAddr != ":9090" || s.Stream != "SECEVENTS" || s.SubjectPrefix != "secevent" ||
-		!s.StreamManage || s.StreamReplicas != 1 || s.StreamMaxAge != 168*time.Hour || s.DuplicateWindow != time.Hour ||
-		s.MaxBodyBytes != 65536 || s.LogLevel != "info" || s.LogFormat != "json" || s.ShutdownTimeout != 20*time.Second ||
-		s.EmbeddedNATSAddr != "127.0.0.1:4222" || s.DataDir != "./data" || s.EmbeddedSync != "always" || s.EmbeddedNATSPass != "" {
-		t.Fatalf("defaults differ from the README's Environment table: %+v", s)
-	}
-}
-
-func TestLoadSettingsEmbeddedListener(t *testing.T) {
-	tests := []struct {
-		name string
-		vars map[string]string
-		want string
-	}{
-		{"unset", map[string]string{}, "127.0.0.1:4222"},
-		{"empty: no listener", map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": ""}, ""},
-		{"set", map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": "0.0.0.0:4222"}, "0.0.0.0:4222"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := loadSettings(tt.vars)
-			if err != nil || s.EmbeddedNATSAddr != tt.want {
-				t.Fatalf("want %q, got %q (%v)", tt.want, s.EmbeddedNATSAddr, err)
-			}
-		})
-	}
-}
-
-func TestLoadSettingsErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		vars map[string]string
-		want string
-	}{
-		{"bad duration", map[string]string{"SETGATE_SHUTDOWN_TIMEOUT": "soon"}, "SETGATE_SHUTDOWN_TIMEOUT"},
-		{"bad bool", map[string]string{"SETGATE_STREAM_MANAGE": "maybe"}, "SETGATE_STREAM_MANAGE"},
-		{"bad level", map[string]string{"SETGATE_LOG_LEVEL": "loud"}, "SETGATE_LOG_LEVEL"},
-		{"bad format", map[string]string{"SETGATE_LOG_FORMAT": "xml"}, "SETGATE_LOG_FORMAT"},
-		{"bad body", map[string]string{"SETGATE_MAX_BODY_BYTES": "0"}, "SETGATE_MAX_BODY_BYTES"},
-		{"bad connection cap", map[string]string{"SETGATE_MAX_CONNECTIONS": "0"}, "SETGATE_MAX_CONNECTIONS"},
-		{"bad replicas", map[string]string{"SETGATE_STREAM_REPLICAS": "7"}, "SETGATE_STREAM_REPLICAS"},
-		{"tls half", map[string]string{"SETGATE_TLS_CERT_FILE": "/c.pem"}, "SETGATE_TLS_KEY_FILE"},
-		{"client ca alone", map[string]string{"SETGATE_TLS_CLIENT_CA_FILE": "/ca.pem"}, "SETGATE_TLS_CLIENT_CA_FILE"},
-		{"bad max bytes", map[string]string{"SETGATE_STREAM_MAX_BYTES": "1GB"}, "SETGATE_STREAM_MAX_BYTES"},
-		{"max bytes overflow", map[string]string{"SETGATE_STREAM_MAX_BYTES": "9999999999Ti"}, "SETGATE_STREAM_MAX_BYTES"},
-		{"bad discard", map[string]string{"SETGATE_STREAM_DISCARD": "oldest"}, "SETGATE_STREAM_DISCARD"},
-		{"bad sync", map[string]string{"SETGATE_EMBEDDED_SYNC": "sometimes"}, "SETGATE_EMBEDDED_SYNC"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadSettings(tt.vars)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("want error naming %s, got %v", tt.want, err)
-			}
-		})
-	}
-}
+// goodIssuer is one valid entry of the issuers file, its push token in
+// /secrets/acme (the same entry as config's tests use).
+const goodIssuer = `
+  - name: acme
+    issuer: https://idp.acme.example/
+    audience: https://setgate.example/
+    jwks_uri: https://idp.acme.example/jwks
+    algorithms: [ES256]
+    push:
+      bearer_token_file: /secrets/acme
+`
 
 func TestHelpListsEveryVariable(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"demo", "-h"}} {
 		var out bytes.Buffer
 		_ = run(context.Background(), args, nil, &out, &out)
-		typ := reflect.TypeOf(settings{})
+		typ := reflect.TypeOf(config.Settings{})
 		for i := range typ.NumField() {
 			f := typ.Field(i)
-			name := envPrefix + f.Tag.Get("env")
+			name := config.EnvPrefix + f.Tag.Get("env")
 			if !strings.Contains(out.String(), name) {
 				t.Errorf("%v: help does not list %s", args, name)
 			}
@@ -122,7 +72,7 @@ func TestStreamMaxBytes(t *testing.T) {
 			if tt.in != "" {
 				vars["SETGATE_STREAM_MAX_BYTES"] = tt.in
 			}
-			s, err := loadSettings(vars)
+			s, err := config.Load(vars)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 )
 
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		s, err := loadSettings(vars)
+		s, err := config.Load(vars)
 		if err != nil {
 			return err
 		}
@@ -112,7 +113,7 @@ func newFlagSet(name string, out io.Writer, intro string) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: setgate %s [flags]\n\n%s\n\n", name, intro)
-		printSettings(out)
+		config.PrintSettings(out)
 		if hasFlags(fs) {
 			fmt.Fprintln(out, "\nFlags:")
 			fs.PrintDefaults()
@@ -147,10 +148,10 @@ Usage:
 
 Environment (serve and demo):
 `)
-	printSettings(w)
+	config.PrintSettings(w)
 }
 
-func newLogger(s settings, w io.Writer) *slog.Logger {
+func newLogger(s config.Settings, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(s.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}

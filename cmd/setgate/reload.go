@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/nats-io/nats.go"
 
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/verify"
 )
@@ -23,13 +24,13 @@ import (
 const reloadDebounce = 250 * time.Millisecond
 
 // loaded records a configuration that is now in force.
-func (app *gatewayApp) loaded(l *loadedIssuers) {
+func (app *gatewayApp) loaded(l *config.LoadedIssuers) {
 	app.cfgMu.Lock()
 	defer app.cfgMu.Unlock()
 	now := time.Now().UTC()
-	app.cfgState = gateway.ConfigState{File: app.s.IssuersFile, Hash: l.hash, LoadedAt: now, LastAttemptAt: now}
-	app.fingerprint = l.fingerprint
-	app.watched = l.files
+	app.cfgState = gateway.ConfigState{File: app.s.IssuersFile, Hash: l.Hash, LoadedAt: now, LastAttemptAt: now}
+	app.fingerprint = l.Fingerprint
+	app.watched = l.Files
 }
 
 // reload reads the issuers file again and applies it. A file that does
@@ -38,15 +39,15 @@ func (app *gatewayApp) loaded(l *loadedIssuers) {
 // names the issuer and key), counted and shown on /issuers. Unless force
 // is set, a file whose content (and secrets) did not change is ignored.
 func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
-	l, err := loadIssuers(app.s.IssuersFile, app.vars)
+	l, err := config.LoadIssuers(app.s.IssuersFile, app.vars)
 	if err == nil {
 		app.cfgMu.Lock()
-		same := l.fingerprint == app.fingerprint
+		same := l.Fingerprint == app.fingerprint
 		app.cfgMu.Unlock()
 		if same && !force {
 			return
 		}
-		err = app.issuers.apply(ctx, l.specs)
+		err = app.issuers.apply(ctx, l.Issuers)
 	}
 	if err != nil && ctx.Err() != nil {
 		// Superseded by a newer reload (or shutting down): nothing of
@@ -64,7 +65,7 @@ func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
 	}
 	app.metrics.Reload(true)
 	app.loaded(l)
-	app.log.Info("issuers file loaded", "reason", why, "config_hash", l.hash, "issuers", len(l.specs))
+	app.log.Info("issuers file loaded", "reason", why, "config_hash", l.Hash, "issuers", len(l.Issuers))
 }
 
 // watchConfig reloads on SIGHUP and when the issuers file or a secret

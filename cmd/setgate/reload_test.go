@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/internal/transmitter"
 )
@@ -62,7 +63,7 @@ func newReloadRig(t *testing.T) *reloadRig {
 		// A held JWKS fetch stays held until the test releases it.
 		"SETGATE_JWKS_FETCH_TIMEOUT": "10m",
 	}
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +495,7 @@ func TestReloadSupersedesHeldReload(t *testing.T) {
 	case <-time.After(reloadGuard):
 		t.Fatal("the held request did not return")
 	}
-	want, err := loadIssuers(r.file, nil)
+	want, err := config.LoadIssuers(r.file, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,8 +504,8 @@ func TestReloadSupersedesHeldReload(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if st.Config.Hash != want.hash {
-			return fmt.Errorf("config hash: want %s, got %s", want.hash, st.Config.Hash)
+		if st.Config.Hash != want.Hash {
+			return fmt.Errorf("config hash: want %s, got %s", want.Hash, st.Config.Hash)
 		}
 		return nil
 	})

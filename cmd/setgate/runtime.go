@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/outbound"
@@ -26,7 +27,7 @@ import (
 // liveIssuer is one configured issuer while it runs: its verifier (JWKS
 // cache), the source push and poll share, and its poll loop if any.
 type liveIssuer struct {
-	spec     issuerSpec
+	spec     config.Issuer
 	verifier *verify.Verifier
 	source   *intake.Source
 	meta     *ssf.Metadata // discovered SSF metadata, nil without discovery
@@ -50,7 +51,7 @@ type liveIssuer struct {
 // never wait for a build. swapMu is held only while a finished build is
 // swapped in (no I/O under it).
 type liveIssuers struct {
-	s      settings
+	s      config.Settings
 	log    *slog.Logger
 	br     *bridge.Bridge
 	in     intake.Intake
@@ -86,7 +87,7 @@ func newIssuerSet(m map[string]*liveIssuer) *issuerSet {
 }
 
 // newLiveIssuers returns an empty set; poll loops hand SETs to in.
-func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in intake.Intake, gw *gateway.Server) *liveIssuers {
+func newLiveIssuers(s config.Settings, log *slog.Logger, br *bridge.Bridge, in intake.Intake, gw *gateway.Server) *liveIssuers {
 	l := &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
 		states:     make(map[string]*verify.States),
 		httpClient: outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes}.Client()}
@@ -101,10 +102,10 @@ func newLiveIssuers(s settings, log *slog.Logger, br *bridge.Bridge, in intake.I
 // the old issuers) and retires what was removed or replaced. Callers
 // serialise applies (the reload queue does); a cancelled ctx abandons
 // the builds and changes nothing.
-func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
+func (l *liveIssuers) apply(ctx context.Context, specs []config.Issuer) error {
 	cur := l.cur.Load()
 	type job struct {
-		spec issuerSpec
+		spec config.Issuer
 		li   *liveIssuer
 		err  error
 	}
@@ -179,7 +180,7 @@ func (l *liveIssuers) apply(ctx context.Context, specs []issuerSpec) error {
 // buildBounded builds spec under a bound of last resort: discovery and
 // the first JWKS fetch have their own timeouts, and nothing else a build
 // waits for may hold a reload longer than this.
-func (l *liveIssuers) buildBounded(ctx context.Context, spec issuerSpec) (*liveIssuer, error) {
+func (l *liveIssuers) buildBounded(ctx context.Context, spec config.Issuer) (*liveIssuer, error) {
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout+l.s.JWKSFetchTimeout+buildSlack)
 	defer cancel()
 	return l.build(ctx, spec)
@@ -231,12 +232,12 @@ func newVerifier(ctx context.Context, cfg verify.Config, opts verify.Options) (*
 // build makes a running issuer of spec (not started: handOver runs it).
 // li.spec stays spec as configured, so a reload of the same file finds
 // it unchanged; what discovery filled in is in the verifier's Config.
-func (l *liveIssuers) build(ctx context.Context, spec issuerSpec) (*liveIssuer, error) {
+func (l *liveIssuers) build(ctx context.Context, spec config.Issuer) (*liveIssuer, error) {
 	var meta *ssf.Metadata
 	cfg := spec.Verify
 	if spec.Discovery {
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
+		m, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.DiscoverOptions())
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("issuer %q: ssf discovery abandoned: %w", spec.Name, context.Cause(ctx))
@@ -417,7 +418,7 @@ func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
 // pushes are answered 503 (nothing is lost: the transmitter retries) while
 // discovery is retried with backoff; once it succeeds the issuer is
 // rebuilt in full.
-func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error) *liveIssuer {
+func (l *liveIssuers) pending(ctx context.Context, spec config.Issuer, cause error) *liveIssuer {
 	li := &liveIssuer{spec: spec, source: &intake.Source{Name: spec.Name, Overrides: spec.Overrides,
 		Verifier: pendingVerifier{name: spec.Name}}}
 	li.discoveryErr.Store(cause.Error())
@@ -429,7 +430,7 @@ func (l *liveIssuers) pending(ctx context.Context, spec issuerSpec, cause error)
 			case <-time.After(wait):
 			}
 			dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.discoverOptions())
+			_, err := ssf.Discover(dctx, l.httpClient, spec.Verify.Issuer, spec.DiscoverOptions())
 			cancel()
 			if err == nil && l.rebuild(ctx, li) {
 				return
@@ -468,7 +469,7 @@ func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
 		case <-t.C:
 		}
 		dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
-		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer, li.spec.discoverOptions())
+		m, err := ssf.Discover(dctx, l.httpClient, li.spec.Verify.Issuer, li.spec.DiscoverOptions())
 		cancel()
 		if err != nil {
 			li.discoveryErr.Store(err.Error())
@@ -560,7 +561,7 @@ func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ss
 // when delivery is push and publicURL is empty; the client is set either
 // way, so get, delete and verify still work. It could be shared with
 // buildManager.
-func streamManagerConfig(spec issuerSpec, meta *ssf.Metadata, publicURL string, hc *http.Client, log *slog.Logger) (ssf.ManagerConfig, error) {
+func streamManagerConfig(spec config.Issuer, meta *ssf.Metadata, publicURL string, hc *http.Client, log *slog.Logger) (ssf.ManagerConfig, error) {
 	st := spec.Stream
 	var auth poller.Auth = poller.BearerToken(st.Bearer)
 	if st.OAuth2 != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
 )
@@ -24,7 +25,7 @@ import (
 // gatewayApp is a started gateway: NATS bridge, verifiers, push and admin
 // listeners.
 type gatewayApp struct {
-	s       settings
+	s       config.Settings
 	log     *slog.Logger
 	br      *bridge.Bridge
 	intake  *intake.Pipeline
@@ -46,7 +47,7 @@ type gatewayApp struct {
 
 // serve runs the gateway until ctx is done, then drains. started, if not
 // nil, is called once the listeners are up.
-func serve(ctx context.Context, s settings, vars map[string]string, log *slog.Logger, started func(*gatewayApp)) error {
+func serve(ctx context.Context, s config.Settings, vars map[string]string, log *slog.Logger, started func(*gatewayApp)) error {
 	app, err := startGateway(ctx, s, vars, log)
 	if err != nil {
 		return err
@@ -60,8 +61,8 @@ func serve(ctx context.Context, s settings, vars map[string]string, log *slog.Lo
 // startGateway starts the parts in order: listeners (bound, not yet
 // serving), NATS bridge, issuers. When a part fails, the parts started
 // before it are stopped in reverse order and the error names the part.
-func startGateway(ctx context.Context, s settings, vars map[string]string, log *slog.Logger) (*gatewayApp, error) {
-	loaded, err := loadIssuers(s.IssuersFile, vars)
+func startGateway(ctx context.Context, s config.Settings, vars map[string]string, log *slog.Logger) (*gatewayApp, error) {
+	loaded, err := config.LoadIssuers(s.IssuersFile, vars)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 		return nil, err
 	}
 	app.issuers = newLiveIssuers(s, log, app.br, app.intake, app.gw)
-	if err = app.issuers.apply(ctx, loaded.specs); err != nil {
+	if err = app.issuers.apply(ctx, loaded.Issuers); err != nil {
 		return nil, err
 	}
 	app.loaded(loaded)
@@ -154,7 +155,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 
 	app.pushURL = scheme + "://" + app.pushLn.Addr().String()
 	log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
-		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.specs), "config_hash", loaded.hash,
+		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.Issuers), "config_hash", loaded.Hash,
 		"max_connections", s.MaxConnections)
 	started = true
 	return app, nil
@@ -163,7 +164,7 @@ func startGateway(ctx context.Context, s settings, vars map[string]string, log *
 // warnFileLimit warns when the push listener's cap leaves too few file
 // descriptors for everything else (admin, NATS, outbound calls, files):
 // the cap then no longer keeps the process from running out of them.
-func warnFileLimit(s settings, log *slog.Logger) {
+func warnFileLimit(s config.Settings, log *slog.Logger) {
 	const reserve = 256
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -214,7 +215,7 @@ func connectionsGauge(ln *gateway.Listener) prometheus.Collector {
 }
 
 // bridgeConfig maps the NATS settings onto the bridge's configuration.
-func bridgeConfig(s settings) bridge.Config {
+func bridgeConfig(s config.Settings) bridge.Config {
 	return bridge.Config{
 		URL: s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
 		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
@@ -228,14 +229,14 @@ func bridgeConfig(s settings) bridge.Config {
 }
 
 // serverTLS builds the push listener's TLS configuration. The files must
-// be regular files: the key at most maxSecretFileBytes, certificates at
-// most maxCertFileBytes.
-func serverTLS(s settings) (*tls.Config, error) {
-	certPEM, err := readBoundedFile(s.TLSCertFile, maxCertFileBytes)
+// be regular files: the key at most config.MaxSecretFileBytes, certificates at
+// most config.MaxCertFileBytes.
+func serverTLS(s config.Settings) (*tls.Config, error) {
+	certPEM, err := config.ReadFile(s.TLSCertFile, config.MaxCertFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("tls: SETGATE_TLS_CERT_FILE: %w", err)
 	}
-	keyPEM, err := readSecretFile(s.TLSKeyFile)
+	keyPEM, err := config.ReadSecretFile(s.TLSKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: SETGATE_TLS_KEY_FILE: %w", err)
 	}
@@ -245,7 +246,7 @@ func serverTLS(s settings) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if s.TLSClientCAFile != "" {
-		pem, err := readBoundedFile(s.TLSClientCAFile, maxCertFileBytes)
+		pem, err := config.ReadFile(s.TLSClientCAFile, config.MaxCertFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("tls: SETGATE_TLS_CLIENT_CA_FILE: %w", err)
 		}
@@ -261,22 +262,22 @@ func serverTLS(s settings) (*tls.Config, error) {
 // checkNATSFiles checks that the NATS credential and TLS files named in
 // the settings are regular files of bounded size before the NATS client
 // reads them (it would block on a FIFO): secrets at most
-// maxSecretFileBytes, certificates at most maxCertFileBytes.
-func checkNATSFiles(s settings) error {
+// config.MaxSecretFileBytes, certificates at most config.MaxCertFileBytes.
+func checkNATSFiles(s config.Settings) error {
 	for _, f := range []struct {
 		name, path string
 		limit      int64
 	}{
-		{"SETGATE_NATS_CREDS_FILE", s.NATSCredsFile, maxSecretFileBytes},
-		{"SETGATE_NATS_NKEY_FILE", s.NATSNKeyFile, maxSecretFileBytes},
-		{"SETGATE_NATS_CA_FILE", s.NATSCAFile, maxCertFileBytes},
-		{"SETGATE_NATS_CERT_FILE", s.NATSCertFile, maxCertFileBytes},
-		{"SETGATE_NATS_KEY_FILE", s.NATSKeyFile, maxSecretFileBytes},
+		{"SETGATE_NATS_CREDS_FILE", s.NATSCredsFile, config.MaxSecretFileBytes},
+		{"SETGATE_NATS_NKEY_FILE", s.NATSNKeyFile, config.MaxSecretFileBytes},
+		{"SETGATE_NATS_CA_FILE", s.NATSCAFile, config.MaxCertFileBytes},
+		{"SETGATE_NATS_CERT_FILE", s.NATSCertFile, config.MaxCertFileBytes},
+		{"SETGATE_NATS_KEY_FILE", s.NATSKeyFile, config.MaxSecretFileBytes},
 	} {
 		if f.path == "" {
 			continue
 		}
-		if _, err := readBoundedFile(f.path, f.limit); err != nil {
+		if _, err := config.ReadFile(f.path, f.limit); err != nil {
 			return fmt.Errorf("nats: %s: %w", f.name, err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/setgate/setgate/config"
 )
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -48,7 +50,7 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 			"SETGATE_HTTP_ADDR": push, "SETGATE_ADMIN_ADDR": admin, "SETGATE_NATS_URL": "nats://" + freeAddr(t),
 			"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": startIssuers(t),
 		}
-		s, err := loadSettings(vars)
+		s, err := config.Load(vars)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +77,7 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 			"SETGATE_HTTP_ADDR": busy.Addr().String(), "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 			"SETGATE_DATA_DIR": dataDir, "SETGATE_ISSUERS_FILE": startIssuers(t),
 		}
-		s, err := loadSettings(vars)
+		s, err := config.Load(vars)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/cmd/setgate/bench"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
 )
@@ -505,7 +506,7 @@ func (f *benchFleet) close() {
 // localGateway is the in-process gateway of a bench run.
 type localGateway struct {
 	app     *gatewayApp
-	s       settings
+	s       config.Settings
 	cancel  context.CancelFunc
 	done    chan error
 	stopped bool
@@ -727,7 +728,7 @@ func startBenchGateway(ctx context.Context, f *benchFleet, events int, dir strin
 		return nil, err
 	}
 	merged := benchSettings(vars, dir, path)
-	s, err := loadSettings(merged)
+	s, err := config.Load(merged)
 	if err != nil {
 		return nil, err
 	}
@@ -827,7 +828,7 @@ func benchRemote(ctx context.Context, o benchOptions, vars map[string]string, st
 	r.push = []*benchIssuer{is}
 	r.targets = []bench.Target{{URL: target.String(), Bearer: is.bearer}}
 
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		return nil, err
 	}
@@ -913,7 +914,7 @@ func remoteIssuer(o benchOptions) (*benchIssuer, error) {
 }
 
 // benchNATS connects to the remote gateway's NATS for the check.
-func benchNATS(s settings, natsURL, passwordFile string) (*nats.Conn, error) {
+func benchNATS(s config.Settings, natsURL, passwordFile string) (*nats.Conn, error) {
 	if natsURL == "" {
 		natsURL = defaultTailURL(s)
 	}

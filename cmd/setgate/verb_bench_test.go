@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/cmd/setgate/bench"
+	"github.com/setgate/setgate/config"
 )
 
 // lookup follows a dotted path through decoded JSON objects.
@@ -150,7 +151,7 @@ func TestBenchRemote(t *testing.T) {
 // benchTestGateway runs serve with vars until the test ends.
 func benchTestGateway(tb testing.TB, vars map[string]string) *gatewayApp {
 	tb.Helper()
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		tb.Fatal(err)
 	}

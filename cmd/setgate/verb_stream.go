@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
@@ -134,8 +135,8 @@ func streamVerb(ctx context.Context, args []string, vars map[string]string, stdo
 // openStreamCommand loads the issuers file, picks the issuer, discovers
 // its transmitter and builds the client as serve does. The command's
 // context (bounded by timeout) is sc.ctx; call sc.cancel when done.
-func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath, name string, timeout time.Duration, stdout, stderr io.Writer) (*streamCommand, settings, error) {
-	s, err := loadSettings(vars)
+func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath, name string, timeout time.Duration, stdout, stderr io.Writer) (*streamCommand, config.Settings, error) {
+	s, err := config.Load(vars)
 	if err != nil {
 		return nil, s, err
 	}
@@ -146,11 +147,11 @@ func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath,
 	if path == "" {
 		return nil, s, errors.New("name the issuers file with --issuers or SETGATE_ISSUERS_FILE")
 	}
-	loaded, err := loadIssuers(path, vars)
+	loaded, err := config.LoadIssuers(path, vars)
 	if err != nil {
 		return nil, s, err
 	}
-	spec, err := pickStreamIssuer(loaded.specs, name)
+	spec, err := pickStreamIssuer(loaded.Issuers, name)
 	if err != nil {
 		return nil, s, err
 	}
@@ -163,7 +164,7 @@ func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath,
 	// As serve: the outbound policy, and endpoints on the issuer's origin
 	// or stream.allowed_origins only.
 	hc := outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes, Transport: calls}.Client()
-	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.discoverOptions())
+	meta, err := ssf.Discover(ctx, hc, spec.Verify.Issuer, spec.DiscoverOptions())
 	if err != nil {
 		cancel()
 		return nil, s, fmt.Errorf("issuer %q: discovery: %w", spec.Name, err)
@@ -182,7 +183,7 @@ func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath,
 
 // pickStreamIssuer returns the issuer called name, which must have a
 // stream block, or when name is empty the only issuer with one.
-func pickStreamIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
+func pickStreamIssuer(specs []config.Issuer, name string) (config.Issuer, error) {
 	var withStream []string
 	for _, sp := range specs {
 		if sp.Stream != nil {
@@ -192,11 +193,11 @@ func pickStreamIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
 	if name == "" {
 		switch len(withStream) {
 		case 0:
-			return issuerSpec{}, errors.New("no issuer in the file has a stream block (stream: with discovery: true)")
+			return config.Issuer{}, errors.New("no issuer in the file has a stream block (stream: with discovery: true)")
 		case 1:
 			name = withStream[0]
 		default:
-			return issuerSpec{}, fmt.Errorf("--issuer is required; issuers with a stream block: %s", strings.Join(withStream, ", "))
+			return config.Issuer{}, fmt.Errorf("--issuer is required; issuers with a stream block: %s", strings.Join(withStream, ", "))
 		}
 	}
 	for _, sp := range specs {
@@ -204,7 +205,7 @@ func pickStreamIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
 			continue
 		}
 		if sp.Stream == nil {
-			return issuerSpec{}, fmt.Errorf("issuer %q has no stream block: setgate has no SSF credential for it (add stream: with discovery: true)", name)
+			return config.Issuer{}, fmt.Errorf("issuer %q has no stream block: setgate has no SSF credential for it (add stream: with discovery: true)", name)
 		}
 		return sp, nil
 	}
@@ -212,7 +213,7 @@ func pickStreamIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
 	for i, sp := range specs {
 		names[i] = sp.Name
 	}
-	return issuerSpec{}, fmt.Errorf("no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
+	return config.Issuer{}, fmt.Errorf("no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
 }
 
 // streamCalls is an http.RoundTripper that remembers the method of each
@@ -252,7 +253,7 @@ type streamCommand struct {
 	// cfgErr is why cfg cannot create a stream (push without
 	// SETGATE_PUBLIC_URL); the client works regardless.
 	cfgErr error
-	spec   issuerSpec
+	spec   config.Issuer
 	meta   *ssf.Metadata
 	cfg    ssf.ManagerConfig
 	client *ssf.Client

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 )
 
 // rejectedWildcard matches every bridge.RejectionSubject.
@@ -52,7 +53,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 		fs.Usage()
 		return fmt.Errorf("tail: want at most one subject, got %d", len(pos))
 	}
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 }
 
 // defaultTailURL is SETGATE_NATS_URL, else the embedded server of serve.
-func defaultTailURL(s settings) string {
+func defaultTailURL(s config.Settings) string {
 	if s.NATSURL != "" {
 		return s.NATSURL
 	}
@@ -151,7 +152,7 @@ func defaultTailURL(s settings) string {
 // else, when no NATS URL or credentials are set, with the password in
 // SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE or the data directory's
 // consumer.password if that file exists (serve created it). Otherwise none.
-func consumerLogin(s settings, file string) ([]nats.Option, error) {
+func consumerLogin(s config.Settings, file string) ([]nats.Option, error) {
 	if file == "" {
 		if s.NATSURL != "" || s.NATSCredsFile != "" || s.NATSNKeyFile != "" {
 			return nil, nil
@@ -184,7 +185,7 @@ func loginHint(err error, login []nats.Option) string {
 
 // tailNATSOptions are the connection options from the SETGATE_NATS_*
 // credential and TLS variables, as serve uses them.
-func tailNATSOptions(s settings, stderr io.Writer) ([]nats.Option, error) {
+func tailNATSOptions(s config.Settings, stderr io.Writer) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name("setgate-tail"),
 		nats.MaxReconnects(-1),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -357,7 +358,7 @@ func TestDefaultTailURL(t *testing.T) {
 		{map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0"}, "nats://127.0.0.1:4222"},
 	}
 	for _, tt := range tests {
-		s, err := loadSettings(tt.vars)
+		s, err := config.Load(tt.vars)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +376,7 @@ func TestVerbsEndToEnd(t *testing.T) {
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	}
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		t.Fatal(err)
 	}

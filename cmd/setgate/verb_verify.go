@@ -18,11 +18,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/setgate/setgate/bridge"
+	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/verify"
 )
 
 // verifyVerb runs "setgate verify": the gateway's verification of one SET
-// for one issuer of the issuers file (the same loadIssuers, the same
+// for one issuer of the issuers file (the same config.LoadIssuers, the same
 // verify.Options from the SETGATE_* variables), without NATS, and prints
 // the verdict. An accepted SET returns nil; a rejected one an error, so the
 // exit status is 0 or 1.
@@ -46,7 +47,7 @@ func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdi
 		fs.Usage()
 		return fmt.Errorf("verify: want at most one token argument, got %d", len(pos))
 	}
-	s, err := loadSettings(vars)
+	s, err := config.Load(vars)
 	if err != nil {
 		return err
 	}
@@ -57,11 +58,11 @@ func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdi
 	if path == "" {
 		return errors.New("verify: name the issuers file with --issuers or SETGATE_ISSUERS_FILE")
 	}
-	loaded, err := loadIssuers(path, vars)
+	loaded, err := config.LoadIssuers(path, vars)
 	if err != nil {
 		return err
 	}
-	spec, err := pickIssuer(loaded.specs, *name)
+	spec, err := pickIssuer(loaded.Issuers, *name)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdi
 
 // pickIssuer returns the issuer called name, or the only one when name is
 // empty.
-func pickIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
+func pickIssuer(specs []config.Issuer, name string) (config.Issuer, error) {
 	names := make([]string, len(specs))
 	for i, sp := range specs {
 		if sp.Name == name || name == "" && len(specs) == 1 {
@@ -123,9 +124,9 @@ func pickIssuer(specs []issuerSpec, name string) (issuerSpec, error) {
 		names[i] = sp.Name
 	}
 	if name == "" {
-		return issuerSpec{}, fmt.Errorf("verify: --issuer is required; the file has %s", strings.Join(names, ", "))
+		return config.Issuer{}, fmt.Errorf("verify: --issuer is required; the file has %s", strings.Join(names, ", "))
 	}
-	return issuerSpec{}, fmt.Errorf("verify: no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
+	return config.Issuer{}, fmt.Errorf("verify: no issuer %q in the file (it has %s)", name, strings.Join(names, ", "))
 }
 
 // readToken returns the SET named by the single argument: "-" (or no
@@ -215,7 +216,7 @@ type verdictEvent struct {
 // fill records the outcome of verifying raw: the decoded parts (best
 // effort, so a rejected SET still shows what it says) and either the
 // verified events or the rejection.
-func (vd *verdict) fill(spec issuerSpec, subjects *bridge.Subjects, raw []byte, set *verify.SET, err error) {
+func (vd *verdict) fill(spec config.Issuer, subjects *bridge.Subjects, raw []byte, set *verify.SET, err error) {
 	header, claims := decodeParts(string(raw))
 	vd.Header, vd.Claims = header, claims
 	if err == nil {
@@ -362,7 +363,7 @@ func newVerbFlagSet(name, synopsis string, out io.Writer, intro string, envs ...
 		if len(envs) > 0 {
 			fmt.Fprintln(out, "\nEnvironment:")
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			t := reflect.TypeOf(settings{})
+			t := reflect.TypeOf(config.Settings{})
 			for i := range t.NumField() {
 				f := t.Field(i)
 				if !slices.Contains(envs, f.Tag.Get("env")) {
@@ -372,7 +373,7 @@ func newVerbFlagSet(name, synopsis string, out io.Writer, intro string, envs ...
 				if def == "" {
 					def = "(empty)"
 				}
-				fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", envPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
+				fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", config.EnvPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
 			}
 			_ = tw.Flush()
 		}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/sha256"
@@ -115,9 +115,10 @@ func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// issuerSpec is one validated issuer, secrets resolved. Two specs that
-// are reflect.DeepEqual configure the same issuer.
-type issuerSpec struct {
+// Issuer is one validated entry of the issuers file, secrets resolved.
+// Two Issuers that are reflect.DeepEqual configure the same issuer, so a
+// reload can keep one that did not change.
+type Issuer struct {
 	Name      string
 	Verify    verify.Config
 	PushToken string // bare bearer token; empty: no push
@@ -125,17 +126,18 @@ type issuerSpec struct {
 	// PushBurst at once.
 	PushRate  rate.Limit
 	PushBurst int
-	Poll      *pollSpec
+	Poll      *Poll
 	Overrides map[string]string
 	// Discovery: jwks_uri (unless set) and the SSF endpoints come from
 	// the issuer's /.well-known/ssf-configuration.
 	Discovery bool
 	// Stream, when set, makes setgate manage its SSF stream.
-	Stream *streamSpec
+	Stream *Stream
 }
 
-// streamSpec is a validated stream block.
-type streamSpec struct {
+// Stream is a validated stream block: setgate manages the issuer's SSF
+// stream at the transmitter.
+type Stream struct {
 	Delivery             string // "push" or "poll"
 	StreamID             string // pinned stream; "" finds or creates one
 	EventsRequested      []string
@@ -150,25 +152,26 @@ type streamSpec struct {
 	AllowedOrigins []string
 }
 
-// allowedOrigins is the issuer's stream.allowed_origins (nil without a
+// AllowedOrigins is the issuer's stream.allowed_origins (nil without a
 // stream block): where SSF endpoints learnt from the transmitter may be
 // besides the issuer's own origin.
-func (s issuerSpec) allowedOrigins() []string {
+func (s Issuer) AllowedOrigins() []string {
 	if s.Stream == nil {
 		return nil
 	}
 	return s.Stream.AllowedOrigins
 }
 
-// discoverOptions is what SSF discovery checks the metadata against: the
+// DiscoverOptions is what SSF discovery checks the metadata against: the
 // allowed origins, and whether jwks_uri is configured (then the
 // metadata's is not used).
-func (s issuerSpec) discoverOptions() ssf.DiscoverOptions {
-	return ssf.DiscoverOptions{AllowedOrigins: s.allowedOrigins(), JWKSConfigured: s.Verify.JWKSURI != ""}
+func (s Issuer) DiscoverOptions() ssf.DiscoverOptions {
+	return ssf.DiscoverOptions{AllowedOrigins: s.AllowedOrigins(), JWKSConfigured: s.Verify.JWKSURI != ""}
 }
 
-// pollSpec is a validated poll block.
-type pollSpec struct {
+// Poll is a validated poll block: setgate polls the issuer (RFC 8936).
+// For a managed poll stream the transmitter names Endpoint.
+type Poll struct {
 	Endpoint        string
 	MaxEvents       int
 	LongPollTimeout time.Duration
@@ -179,50 +182,66 @@ type pollSpec struct {
 // defaultAlgorithms is used when an issuer lists none.
 var defaultAlgorithms = []string{"RS256", "ES256"}
 
+// issuerName is what an issuer's name may be: it appears in the push path
+// and as a subject token.
 var issuerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// loadedIssuers is one successful read of the issuers file.
-type loadedIssuers struct {
-	specs []issuerSpec
-	// hash identifies the file's content (SHA-256, 16 hex digits); it is
+// LoadedIssuers is one successful read of the issuers file.
+type LoadedIssuers struct {
+	// Issuers are the file's entries in order.
+	Issuers []Issuer
+	// Hash identifies the file's content (SHA-256, 16 hex digits); it is
 	// shown on /issuers and in setgate_config_info.
-	hash string
-	// fingerprint covers the file and every secret file it names, so a
-	// rotated secret is noticed too; it is never shown.
-	fingerprint [sha256.Size]byte
-	// files are the paths read: the issuers file and the secret files.
-	files []string
+	Hash string
+	// Fingerprint covers the file and every secret file it names, so a
+	// rotated secret is noticed too: a reload whose Fingerprint equals the
+	// running one changes nothing. It is never shown.
+	Fingerprint [sha256.Size]byte
+	// Files are the paths read: the issuers file and the secret files, the
+	// ones to watch for changes.
+	Files []string
 }
 
-// loadIssuers reads, strictly decodes and validates the issuers file.
-// Every error names the file, and the issuer and key where there is one.
-func loadIssuers(path string, vars map[string]string) (*loadedIssuers, error) {
+// LoadIssuers reads the issuers file at path (a regular file of at most
+// [MaxIssuersFileBytes]) and the secret files it names (each at most
+// [MaxSecretFileBytes]), strictly decodes and validates it
+// ([ParseIssuers]). vars are the environment variables the file's *_env
+// keys name. Every error names the file, and the issuer and key where
+// there is one; none contains a secret.
+func LoadIssuers(path string, vars map[string]string) (*LoadedIssuers, error) {
 	if path == "" {
 		return nil, errors.New("SETGATE_ISSUERS_FILE is not set")
 	}
-	data, err := readBoundedFile(path, maxIssuersFileBytes)
+	data, err := ReadFile(path, MaxIssuersFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("issuers file: %w", err)
 	}
 	sum := sha256.Sum256(data)
-	l := &loadedIssuers{hash: hex.EncodeToString(sum[:8]), files: []string{path}}
+	l := &LoadedIssuers{Hash: hex.EncodeToString(sum[:8]), Files: []string{path}}
 	fp := sha256.New()
 	fp.Write(data)
 	readFile := func(name string) ([]byte, error) {
-		b, err := readSecretFile(name)
-		l.files = append(l.files, name)
+		b, err := ReadSecretFile(name)
+		l.Files = append(l.Files, name)
 		fp.Write([]byte(name))
 		fp.Write(b)
 		return b, err
 	}
-	if l.specs, err = parseIssuers(data, vars, readFile); err != nil {
+	if l.Issuers, err = ParseIssuers(data, vars, readFile); err != nil {
 		return nil, fmt.Errorf("issuers file %s: %w", path, err)
 	}
-	fp.Sum(l.fingerprint[:0])
+	fp.Sum(l.Fingerprint[:0])
 	return l, nil
 }
 
-func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]byte, error)) ([]issuerSpec, error) {
+// ParseIssuers strictly decodes and validates the issuers file's content
+// (README "The issuers file"): an unknown or duplicate key is an error
+// naming its line, issuer and key path; names are unique; two entries may
+// not accept the same issuer and audience. Secrets are resolved: a *_file
+// key is read with readFile, an *_env key looked up in vars; the value is
+// trimmed of white space and never appears in an error. The result is at
+// least one Issuer, or an error, never both.
+func ParseIssuers(data []byte, vars map[string]string, readFile func(string) ([]byte, error)) ([]Issuer, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
@@ -241,7 +260,7 @@ func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]
 		return nil, errors.New("issuers: the list is empty")
 	}
 	seen := make(map[string]int)
-	specs := make([]issuerSpec, 0, len(f.Issuers))
+	specs := make([]Issuer, 0, len(f.Issuers))
 	for i, e := range f.Issuers {
 		where := fmt.Sprintf("issuer #%d", i+1)
 		if e.Name != "" {
@@ -268,7 +287,7 @@ func parseIssuers(data []byte, vars map[string]string, readFile func(string) ([]
 // and event type, by whichever entry receives it first; the other entry's
 // subjects would never carry it, so its consumers would miss it (README
 // "Issuers file"). One entry may carry both push and poll.
-func checkSameIssuer(specs []issuerSpec) error {
+func checkSameIssuer(specs []Issuer) error {
 	for i, a := range specs {
 		for _, b := range specs[i+1:] {
 			if a.Verify.Issuer != b.Verify.Issuer {
@@ -285,14 +304,14 @@ func checkSameIssuer(specs []issuerSpec) error {
 	return nil
 }
 
-func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (issuerSpec, error) {
+func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]byte, error)) (Issuer, error) {
 	if e.Name == "" {
-		return issuerSpec{}, errors.New("name: is required")
+		return Issuer{}, errors.New("name: is required")
 	}
 	if !issuerName.MatchString(e.Name) {
-		return issuerSpec{}, errors.New("name: must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
+		return Issuer{}, errors.New("name: must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
 	}
-	spec := issuerSpec{Name: e.Name, Discovery: e.Discovery}
+	spec := Issuer{Name: e.Name, Discovery: e.Discovery}
 	cfg := verify.Config{
 		Name:       e.Name,
 		Issuer:     e.Issuer,
@@ -366,7 +385,7 @@ func (e *issuerEntry) resolve(vars map[string]string, readFile func(string) ([]b
 	}
 	if spec.Stream != nil && spec.Stream.Delivery == "poll" && spec.Poll == nil {
 		// The transmitter names the endpoint; poll with the stream's credential.
-		spec.Poll = &pollSpec{Bearer: spec.Stream.Bearer, OAuth2: spec.Stream.OAuth2}
+		spec.Poll = &Poll{Bearer: spec.Stream.Bearer, OAuth2: spec.Stream.OAuth2}
 	}
 	if e.Events != nil {
 		for typ, subj := range e.Events.Subjects {
@@ -423,7 +442,7 @@ func (b *pushBlock) rateLimit() (rate.Limit, int, error) {
 
 // resolve validates a poll block. For a managed poll stream the
 // transmitter names the endpoint, so the block must not.
-func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byte, error), managed bool) (*pollSpec, error) {
+func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byte, error), managed bool) (*Poll, error) {
 	switch {
 	case managed && b.Endpoint != "":
 		return nil, errors.New("poll.endpoint: must be left out: the managed stream (stream.delivery: poll) names it")
@@ -437,7 +456,7 @@ func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byt
 	if b.MaxEvents < 0 {
 		return nil, errors.New("poll.max_events: must not be negative")
 	}
-	p := &pollSpec{Endpoint: b.Endpoint, MaxEvents: b.MaxEvents}
+	p := &Poll{Endpoint: b.Endpoint, MaxEvents: b.MaxEvents}
 	if b.LongPollTimeout != "" {
 		d, err := time.ParseDuration(b.LongPollTimeout)
 		if err != nil || d <= 0 {
@@ -465,7 +484,7 @@ func (b *pollBlock) resolve(vars map[string]string, readFile func(string) ([]byt
 	return p, nil
 }
 
-func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile func(string) ([]byte, error)) (*streamSpec, error) {
+func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile func(string) ([]byte, error)) (*Stream, error) {
 	if !e.Discovery {
 		return nil, errors.New("stream: needs discovery: true (the SSF endpoints come from the transmitter's metadata)")
 	}
@@ -475,7 +494,7 @@ func (b *streamBlock) resolve(e *issuerEntry, vars map[string]string, readFile f
 	if strings.TrimSpace(b.StreamID) != b.StreamID || strings.ContainsFunc(b.StreamID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return nil, errors.New("stream.stream_id: must not have surrounding white space or control characters")
 	}
-	st := &streamSpec{Delivery: b.Delivery, StreamID: b.StreamID, EventsRequested: b.EventsRequested, Description: b.Description,
+	st := &Stream{Delivery: b.Delivery, StreamID: b.StreamID, EventsRequested: b.EventsRequested, Description: b.Description,
 		VerificationInterval: time.Hour, VerificationTimeout: 2 * time.Minute}
 	switch b.Delivery {
 	case "push":

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"strings"
@@ -27,7 +27,7 @@ func TestParseIssuersSameIssuer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseIssuers([]byte(tt.yaml), nil, readFake(files))
+			_, err := ParseIssuers([]byte(tt.yaml), nil, readFake(files))
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("want success, got %v", err)
@@ -52,17 +52,17 @@ func TestParseIssuersStreamID(t *testing.T) {
       events_requested: [https://schemas.openid.net/secevent/caep/event-type/session-revoked]
       bearer_token_file: /secrets/mgmt
 `
-	specs, err := parseIssuers([]byte(base+"      stream_id: \"f67e39a0a4d34d56b3aa1bc4cff0069f\"\n"), nil, readFake(files))
+	specs, err := ParseIssuers([]byte(base+"      stream_id: \"f67e39a0a4d34d56b3aa1bc4cff0069f\"\n"), nil, readFake(files))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := specs[0].Stream.StreamID; got != "f67e39a0a4d34d56b3aa1bc4cff0069f" {
 		t.Fatalf("stream_id: got %q", got)
 	}
-	if _, err := parseIssuers([]byte(base+"      stream_id: \" x\"\n"), nil, readFake(files)); err == nil || !strings.Contains(err.Error(), "stream.stream_id") {
+	if _, err := ParseIssuers([]byte(base+"      stream_id: \" x\"\n"), nil, readFake(files)); err == nil || !strings.Contains(err.Error(), "stream.stream_id") {
 		t.Fatalf("want stream.stream_id refused, got %v", err)
 	}
-	if _, err := parseIssuers([]byte(base+"      streamid: x\n"), nil, readFake(files)); err == nil || !strings.Contains(err.Error(), "unknown key") {
+	if _, err := ParseIssuers([]byte(base+"      streamid: x\n"), nil, readFake(files)); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Fatalf("want a misspelt key refused, got %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -16,9 +16,11 @@ import (
 	"github.com/setgate/setgate/bridge"
 )
 
-// settings are the process settings, read from SETGATE_* variables
-// (README "Environment"). Each field's help tag is printed by --help.
-type settings struct {
+// Settings are the process settings, read from SETGATE_* variables
+// (README "Environment"). Each field's env tag names its variable (after
+// [EnvPrefix]), its envDefault tag the default that [DefaultSettings] also
+// holds, and its help tag the line --help prints ([PrintSettings]).
+type Settings struct {
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:":8080" help:"push receiver listen address"`
 	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz, /metrics, /issuers)"`
 	IssuersFile       string        `env:"ISSUERS_FILE" help:"YAML issuers file (required for serve); reloaded on change and on SIGHUP"`
@@ -37,7 +39,7 @@ type settings struct {
 	StreamManage      bool          `env:"STREAM_MANAGE" envDefault:"true" help:"create/update the stream at start (false: it must exist)"`
 	StreamReplicas    int           `env:"STREAM_REPLICAS" envDefault:"1" help:"stream replicas (3 on a NATS cluster)"`
 	StreamMaxAge      time.Duration `env:"STREAM_MAX_AGE" envDefault:"168h" help:"how long the stream keeps events"`
-	StreamMaxBytes    byteSize      `env:"STREAM_MAX_BYTES" envDefault:"0" help:"stream byte limit, e.g. 800Mi or 1G; 0 or -1: none (the server's storage limit applies)"`
+	StreamMaxBytes    ByteSize      `env:"STREAM_MAX_BYTES" envDefault:"0" help:"stream byte limit, e.g. 800Mi or 1G; 0 or -1: none (the server's storage limit applies)"`
 	StreamDiscard     string        `env:"STREAM_DISCARD" envDefault:"new" help:"when the stream is full: new (refuse: pushes get 503) or old (remove the oldest events)"`
 	DuplicateWindow   time.Duration `env:"DUPLICATE_WINDOW" envDefault:"1h" help:"JetStream de-duplication window (same iss+jti)"`
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
@@ -60,12 +62,51 @@ type settings struct {
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"60s" help:"how long an idle keep-alive push connection is kept"`
 }
 
-const envPrefix = "SETGATE_"
+// EnvPrefix starts the name of every variable of [Settings].
+const EnvPrefix = "SETGATE_"
 
-// loadSettings reads settings from the environment vars.
-func loadSettings(vars map[string]string) (settings, error) {
-	var s settings
-	err := env.ParseWithOptions(&s, env.Options{Prefix: envPrefix, Environment: vars})
+// DefaultSettings returns the settings of an empty environment: every
+// field holds its envDefault tag's value (a test holds the two together),
+// so the value is valid as it is and a caller changes only what it needs.
+func DefaultSettings() Settings {
+	return Settings{
+		HTTPAddr:          ":8080",
+		AdminAddr:         ":9090",
+		EmbeddedNATSAddr:  "127.0.0.1:4222",
+		EmbeddedSync:      bridge.SyncAlways,
+		DataDir:           "./data",
+		Stream:            "SECEVENTS",
+		SubjectPrefix:     "secevent",
+		StreamManage:      true,
+		StreamReplicas:    1,
+		StreamMaxAge:      168 * time.Hour,
+		StreamDiscard:     "new",
+		DuplicateWindow:   time.Hour,
+		PublishTimeout:    5 * time.Second,
+		MaxBodyBytes:      65536,
+		MaxConcurrent:     256,
+		MaxConnections:    4096,
+		JWKSFetchTimeout:  5 * time.Second,
+		JWKSRefresh:       time.Hour,
+		JWKSMinRefresh:    30 * time.Second,
+		PollLeaseTTL:      15 * time.Second,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		ShutdownTimeout:   20 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+}
+
+// Load reads the settings from vars, the process environment as a map
+// (KEY → value), and validates them. A map rather than a getenv function:
+// an empty SETGATE_EMBEDDED_NATS_ADDR (no listener) differs from an unset
+// one (the default), which getenv cannot tell apart. Every error starts
+// with "environment: " and names the variable.
+func Load(vars map[string]string) (Settings, error) {
+	var s Settings
+	err := env.ParseWithOptions(&s, env.Options{Prefix: EnvPrefix, Environment: vars})
 	var agg env.AggregateError
 	if errors.As(err, &agg) {
 		msgs := make([]string, 0, len(agg.Errors))
@@ -73,7 +114,7 @@ func loadSettings(vars map[string]string) (settings, error) {
 			var pe env.ParseError
 			if errors.As(e, &pe) {
 				if f, ok := reflect.TypeOf(s).FieldByName(pe.Name); ok {
-					name := envPrefix + f.Tag.Get("env")
+					name := EnvPrefix + f.Tag.Get("env")
 					msgs = append(msgs, fmt.Sprintf("%s=%q: %v", name, vars[name], pe.Err))
 					continue
 				}
@@ -87,13 +128,16 @@ func loadSettings(vars map[string]string) (settings, error) {
 	}
 	// The env library gives an empty variable its default; an empty
 	// SETGATE_EMBEDDED_NATS_ADDR means no listener.
-	if v, ok := vars[envPrefix+"EMBEDDED_NATS_ADDR"]; ok && v == "" {
+	if v, ok := vars[EnvPrefix+"EMBEDDED_NATS_ADDR"]; ok && v == "" {
 		s.EmbeddedNATSAddr = ""
 	}
-	return s, s.validate()
+	return s, s.Validate()
 }
 
-func (s *settings) validate() error {
+// Validate checks the combinations and enumerations the types alone do
+// not: log level and format, sync mode, positive limits, TLS files that go
+// together. The error names the variable.
+func (s Settings) Validate() error {
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -135,10 +179,10 @@ func (s *settings) validate() error {
 	return nil
 }
 
-// byteSize is a byte count written as an integer with an optional
+// ByteSize is a byte count written as an integer with an optional
 // Kubernetes-style suffix: k, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti
 // (powers of 1024). A negative value means "no limit" and is kept as -1.
-type byteSize int64
+type ByteSize int64
 
 // byteUnits are the accepted suffixes, longest first.
 var byteUnits = []struct {
@@ -150,7 +194,7 @@ var byteUnits = []struct {
 }
 
 // UnmarshalText parses a byte size such as 65536, 800Mi or 1G.
-func (b *byteSize) UnmarshalText(text []byte) error {
+func (b *ByteSize) UnmarshalText(text []byte) error {
 	s := strings.TrimSpace(string(text))
 	mult := int64(1)
 	for _, u := range byteUnits {
@@ -170,22 +214,23 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 	if n > math.MaxInt64/mult {
 		return fmt.Errorf("%q is too large", string(text))
 	}
-	*b = byteSize(n * mult)
+	*b = ByteSize(n * mult)
 	return nil
 }
 
-// printSettings writes one line per variable with its default and meaning.
-func printSettings(w io.Writer) {
+// PrintSettings writes one line per variable with its default and
+// meaning, as --help shows them.
+func PrintSettings(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
-	t := reflect.TypeOf(settings{})
+	t := reflect.TypeOf(Settings{})
 	for i := range t.NumField() {
 		f := t.Field(i)
 		def := f.Tag.Get("envDefault")
 		if def == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", envPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
+		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", EnvPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
 	}
 	_ = tw.Flush()
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/ecdsa"
@@ -71,7 +71,7 @@ func TestParseIssuersOAuth2(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			specs, err := parseIssuers([]byte(tt.yaml), vars, readFake(files))
+			specs, err := ParseIssuers([]byte(tt.yaml), vars, readFake(files))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("want error containing %q, got %v", tt.wantErr, err)
@@ -119,7 +119,7 @@ func TestParseIssuersAllowedOrigins(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			yaml := strings.Replace(ssfIssuer("poll", ""), "      bearer_token_env: ACME_TOKEN\n", "      bearer_token_env: ACME_TOKEN\n"+tt.extra, 1)
-			specs, err := parseIssuers([]byte(yaml), vars, readFake(nil))
+			specs, err := ParseIssuers([]byte(yaml), vars, readFake(nil))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("want error containing %q, got %v", tt.wantErr, err)
@@ -129,7 +129,7 @@ func TestParseIssuersAllowedOrigins(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := specs[0].allowedOrigins(); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			if got := specs[0].AllowedOrigins(); strings.Join(got, ",") != strings.Join(tt.want, ",") {
 				t.Fatalf("want %q, got %q", tt.want, got)
 			}
 		})

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func FuzzParseIssuers(f *testing.F) {
 	}
 	vars := map[string]string{"ACME_TOKEN": "  " + fuzzEnvSecret + "\t"}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		specs, err := parseIssuers(data, vars, fuzzReadFile)
+		specs, err := ParseIssuers(data, vars, fuzzReadFile)
 		if err != nil {
 			if specs != nil {
 				t.Fatalf("both specs and an error: %v", err)

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -20,20 +20,20 @@ func hangGuard(t *testing.T) <-chan time.Time {
 	return time.After(d)
 }
 
-// loadInBackground runs loadIssuers in a goroutine and returns its error;
+// loadInBackground runs LoadIssuers in a goroutine and returns its error;
 // it fails the test if the load does not return on its own.
 func loadInBackground(t *testing.T, path string) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := loadIssuers(path, nil)
+		_, err := LoadIssuers(path, nil)
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		return err
 	case <-hangGuard(t):
-		t.Fatalf("loadIssuers(%s) did not return", path)
+		t.Fatalf("LoadIssuers(%s) did not return", path)
 		return nil
 	}
 }
@@ -110,32 +110,5 @@ func TestConfigReadsAreBounded(t *testing.T) {
 				t.Errorf("the error shows the secret: %q", err)
 			}
 		})
-	}
-}
-
-// TestServerTLSFilesBounded: the push listener's TLS files are read with
-// the same bounds; a FIFO as the key file is refused at once.
-func TestServerTLSFilesBounded(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "key.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert := filepath.Join(dir, "cert.pem")
-	if err := os.WriteFile(cert, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := serverTLS(settings{TLSCertFile: cert, TLSKeyFile: fifo})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "SETGATE_TLS_KEY_FILE") || !strings.Contains(err.Error(), "not a regular file") {
-			t.Fatalf("want an error naming SETGATE_TLS_KEY_FILE and the FIFO, got %v", err)
-		}
-	case <-hangGuard(t):
-		t.Fatal("serverTLS did not return")
 	}
 }

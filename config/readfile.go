@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -8,25 +8,26 @@ import (
 	"syscall"
 )
 
-// Bounds on the files setgate reads at start and on every reload.
+// Bounds on the files setgate reads at start and on every reload
+// (README "Trust boundaries").
 const (
-	maxIssuersFileBytes = 1 << 20  // the issuers file
-	maxSecretFileBytes  = 64 << 10 // a secret: token, client secret, key
-	maxCertFileBytes    = 1 << 20  // a certificate or CA bundle
+	MaxIssuersFileBytes = 1 << 20  // the issuers file
+	MaxSecretFileBytes  = 64 << 10 // a secret: token, client secret, key
+	MaxCertFileBytes    = 1 << 20  // a certificate or CA bundle
 )
 
-// readSecretFile reads a secret file: a regular file of at most
-// maxSecretFileBytes.
-func readSecretFile(path string) ([]byte, error) {
-	return readBoundedFile(path, maxSecretFileBytes)
+// ReadSecretFile reads a secret file: a regular file of at most
+// [MaxSecretFileBytes].
+func ReadSecretFile(path string) ([]byte, error) {
+	return ReadFile(path, MaxSecretFileBytes)
 }
 
-// readBoundedFile reads path, which must be a regular file of at most
+// ReadFile reads path, which must be a regular file of at most
 // limit bytes. A FIFO, socket or device is refused without blocking: it is
 // checked with stat before it is opened, opened with O_NONBLOCK (should it
 // have been swapped in meanwhile) and checked again on the open file. The
 // error names the file, never its content.
-func readBoundedFile(path string, limit int64) ([]byte, error) {
+func ReadFile(path string, limit int64) ([]byte, error) {
 	if err := checkRegular(path, os.Stat); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -112,7 +112,7 @@ func TestParseIssuers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			specs, err := parseIssuers([]byte(tt.yaml), vars, readFake(files))
+			specs, err := ParseIssuers([]byte(tt.yaml), vars, readFake(files))
 			if tt.wantErr == "" || tt.wantErr == "poll-only" {
 				if err != nil {
 					t.Fatalf("want success, got %v", err)
@@ -151,7 +151,7 @@ func TestParseIssuersMaxAge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			yaml := strings.Replace("issuers:"+goodIssuer, "    algorithms", tt.line+"    algorithms", 1)
-			specs, err := parseIssuers([]byte(yaml), nil, readFake(files))
+			specs, err := ParseIssuers([]byte(yaml), nil, readFake(files))
 			if err != nil {
 				t.Fatalf("want success, got %v", err)
 			}
@@ -183,7 +183,7 @@ func TestParseIssuersRateLimit(t *testing.T) {
 	files := map[string]string{"/secrets/acme": "s3cret\n"}
 	for _, tt := range tests {
 		t.Run(strings.TrimSpace(tt.extra), func(t *testing.T) {
-			specs, err := parseIssuers([]byte(withPush(tt.extra)), nil, readFake(files))
+			specs, err := ParseIssuers([]byte(withPush(tt.extra)), nil, readFake(files))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +210,7 @@ func ssfIssuer(delivery, extra string) string {
 }
 
 func TestParseIssuersSecretTrimmed(t *testing.T) {
-	specs, err := parseIssuers([]byte("issuers:"+goodIssuer), nil, readFake(map[string]string{"/secrets/acme": "  s3cret\n"}))
+	specs, err := ParseIssuers([]byte("issuers:"+goodIssuer), nil, readFake(map[string]string{"/secrets/acme": "  s3cret\n"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +220,11 @@ func TestParseIssuersSecretTrimmed(t *testing.T) {
 }
 
 func TestLoadIssuersNamesFile(t *testing.T) {
-	_, err := loadIssuers("/does/not/exist.yaml", nil)
+	_, err := LoadIssuers("/does/not/exist.yaml", nil)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("want not-exist error, got %v", err)
 	}
-	if _, err := loadIssuers("", nil); err == nil || !strings.Contains(err.Error(), "SETGATE_ISSUERS_FILE") {
+	if _, err := LoadIssuers("", nil); err == nil || !strings.Contains(err.Error(), "SETGATE_ISSUERS_FILE") {
 		t.Fatalf("want error naming SETGATE_ISSUERS_FILE, got %v", err)
 	}
 }
