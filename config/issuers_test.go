@@ -4,6 +4,10 @@ import (
 	"errors"
 	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +230,52 @@ func TestLoadIssuersNamesFile(t *testing.T) {
 	}
 	if _, err := LoadIssuers("", nil); err == nil || !strings.Contains(err.Error(), "SETGATE_ISSUERS_FILE") {
 		t.Fatalf("want error naming SETGATE_ISSUERS_FILE, got %v", err)
+	}
+}
+
+// TestLoadIssuersHashAndFingerprint: Hash follows the file's content only;
+// Fingerprint also follows the secret files it names, so a rotated secret
+// is a change for reload; an unchanged read gives DeepEqual issuers and
+// the same Fingerprint. Files lists what to watch.
+func TestLoadIssuersHashAndFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "token")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(secret, "first\n")
+	path := issuersWithSecret(t, dir, secret)
+	load := func() *LoadedIssuers {
+		t.Helper()
+		l, err := LoadIssuers(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, again := load(), load()
+	if a.Fingerprint != again.Fingerprint || a.Hash != again.Hash || !reflect.DeepEqual(a.Issuers, again.Issuers) {
+		t.Fatal("two reads of the same files differ")
+	}
+	if want := []string{path, secret}; !slices.Equal(a.Files, want) {
+		t.Fatalf("files: want %q, got %q", want, a.Files)
+	}
+	write(secret, "rotated\n")
+	b := load()
+	if b.Hash != a.Hash {
+		t.Errorf("hash changed with a secret: %s, %s", a.Hash, b.Hash)
+	}
+	if b.Fingerprint == a.Fingerprint {
+		t.Error("fingerprint did not change with the secret")
+	}
+	if reflect.DeepEqual(a.Issuers, b.Issuers) || b.Issuers[0].PushToken != "rotated" {
+		t.Errorf("want the rotated token, got %q", b.Issuers[0].PushToken)
+	}
+	write(path, "issuers:"+strings.Replace(goodIssuer, "/secrets/acme", secret, 1)+"# a comment\n")
+	if c := load(); c.Hash == b.Hash || c.Fingerprint == b.Fingerprint {
+		t.Error("hash or fingerprint did not change with the file")
 	}
 }
