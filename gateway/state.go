@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/setgate/setgate/poller"
+	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -54,9 +56,10 @@ type IssuerState struct {
 	// metadata; while the issuer has never read it, its pushes get 503.
 	DiscoveryError string           `json:"discovery_error,omitempty"`
 	JWKS           verify.KeyStatus `json:"jwks"`
-	Poll           *PollState       `json:"poll,omitempty"`
-	Stream         *StreamState     `json:"stream,omitempty"`
-	Counters       IssuerCounters   `json:"counters"`
+	// Poll is the issuer's poll loop, nil when it does not poll.
+	Poll     *poller.Status `json:"poll,omitempty"`
+	Stream   *StreamState   `json:"stream,omitempty"`
+	Counters IssuerCounters `json:"counters"`
 }
 
 // StreamState is an issuer's OpenID Shared Signals stream as setgate
@@ -69,24 +72,7 @@ type StreamState struct {
 	Status string `json:"status,omitempty"`
 	// Detail is the stream manager's full status (stream_id, delivery,
 	// verification, events delivered and missing, last error).
-	Detail any `json:"detail"`
-}
-
-// PollState is an issuer's poll loop.
-type PollState struct {
-	Endpoint            string    `json:"endpoint"`
-	LeaseHeld           bool      `json:"lease_held_here"`
-	LastPoll            time.Time `json:"last_poll,omitzero"`
-	LastError           string    `json:"last_error,omitempty"`
-	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
-	NextAttempt         time.Time `json:"next_attempt,omitzero"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	Polls               uint64    `json:"polls"`
-	Received            uint64    `json:"received"`
-	Acked               uint64    `json:"acked"`
-	SetErrs             uint64    `json:"set_errs"`
-	PendingAcks         int       `json:"pending_acks"`
-	PendingSetErrs      int       `json:"pending_set_errs"`
+	Detail ssf.ManagerStatus `json:"detail"`
 }
 
 // StateFunc reports the current State.

@@ -22,32 +22,37 @@ import (
 // setErrs the loop accepts before it drops them (see [Loop.Run]).
 const max400s = 3
 
-// Status is a snapshot of a loop for the admin endpoints.
+// Status is a snapshot of a loop for the admin endpoints; /issuers shows
+// it as an issuer's "poll" (README "Admin endpoints").
 type Status struct {
-	// Issuer is the source's name; Endpoint the poll URL.
-	Issuer   string
-	Endpoint string
+	// Issuer is the source's name (/issuers names the issuer already);
+	// Endpoint the poll URL.
+	Issuer   string `json:"-"`
+	Endpoint string `json:"endpoint"`
 	// LeaseHeld is whether this replica holds the issuer's lease (always
 	// true without a lease).
-	LeaseHeld bool
+	LeaseHeld bool `json:"lease_held_here"`
 	// LastPoll is when the last successful poll was answered.
-	LastPoll time.Time
+	LastPoll time.Time `json:"last_poll,omitzero"`
 	// LastError and LastErrorAt describe the last failure (transmitter,
 	// publish or lease); they stay after a recovery.
-	LastError   string
-	LastErrorAt time.Time
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// NextAttempt is when the next request goes out while backing off;
 	// zero otherwise.
-	NextAttempt time.Time
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// ConsecutiveFailures counts failed polls since the last success.
-	ConsecutiveFailures int
+	ConsecutiveFailures int `json:"consecutive_failures"`
 	// Polls counts successful requests; Received the SETs they returned.
-	Polls, Received uint64
+	Polls    uint64 `json:"polls"`
+	Received uint64 `json:"received"`
 	// Acked and SetErrs count the jtis acknowledged and reported in
 	// setErrs by requests the transmitter answered with 200.
-	Acked, SetErrs uint64
+	Acked   uint64 `json:"acked"`
+	SetErrs uint64 `json:"set_errs"`
 	// PendingAcks and PendingSetErrs are waiting for the next request.
-	PendingAcks, PendingSetErrs int
+	PendingAcks    int `json:"pending_acks"`
+	PendingSetErrs int `json:"pending_set_errs"`
 }
 
 // Loop polls one issuer. Create it with [New] and call [Loop.Run] once.

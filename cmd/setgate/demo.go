@@ -20,6 +20,9 @@ import (
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/transmitter"
+	"github.com/setgate/setgate/issuers"
+	"github.com/setgate/setgate/poller/ssf"
+	"github.com/setgate/setgate/verify"
 )
 
 // demo runs the gateway with an embedded NATS server and two built-in
@@ -72,85 +75,22 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 		return err
 	}
 	defer pollServer.Close()
-	for name, tok := range map[string]string{"acme.token": acmeToken, "globex.token": globexToken, "initech.token": pollToken,
-		"ssf-push.token": ssfPushToken, "ssf-mgmt.token": ssfMgmtToken} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(tok+"\n"), 0o600); err != nil {
-			return err
-		}
+	aud := []string{"https://setgate.demo/"}
+	specs := []config.Issuer{
+		{Name: "acme-idp", PushToken: acmeToken, Verify: verify.Config{Name: "acme-idp", Issuer: acme.Issuer(), Audience: aud,
+			JWKSURI: acme.JWKSURL(), Algorithms: []string{"ES256"}}},
+		{Name: "globex-risc", PushToken: globexToken, Verify: verify.Config{Name: "globex-risc", Issuer: globex.Issuer(), Audience: aud,
+			JWKSURI: globex.JWKSURL(), Algorithms: []string{"RS256"}}},
+		{Name: "initech-poll", Verify: verify.Config{Name: "initech-poll", Issuer: initech.Issuer(), Audience: aud,
+			JWKSURI: initech.JWKSURL(), Algorithms: []string{"EdDSA"}},
+			Poll: &config.Poll{Endpoint: pollServer.URL(), LongPollTimeout: 2 * time.Second, Bearer: pollToken}},
+		{Name: "sgnl-ssf", Discovery: true, PushToken: ssfPushToken, // the credential the stream asks sgnl to send
+			Verify: verify.Config{Name: "sgnl-ssf", Issuer: sgnl.Issuer(), Audience: aud, Algorithms: []string{"ES256"}},
+			Stream: &config.Stream{Delivery: ssf.DeliveryPush, EventsRequested: []string{transmitter.SessionRevoked, transmitter.CredentialChange},
+				Description: "setgate demo", PushAuthorization: ssfPushToken, Bearer: ssfMgmtToken,
+				VerificationInterval: 15 * time.Second, VerificationTimeout: 2 * time.Minute}},
 	}
-	issuersYAML := fmt.Sprintf(`issuers:
-  - name: acme-idp
-    issuer: %s
-    audience: [https://setgate.demo/]
-    jwks_uri: %s
-    algorithms: [ES256]
-    push:
-      bearer_token_file: %s
-  - name: globex-risc
-    issuer: %s
-    audience: [https://setgate.demo/]
-    jwks_uri: %s
-    algorithms: [RS256]
-    push:
-      bearer_token_file: %s
-  - name: initech-poll
-    issuer: %s
-    audience: [https://setgate.demo/]
-    jwks_uri: %s
-    algorithms: [EdDSA]
-    poll:
-      endpoint: %s
-      long_poll_timeout: 2s
-      bearer_token_file: %s
-  - name: sgnl-ssf
-    issuer: %s
-    audience: [https://setgate.demo/]
-    discovery: true
-    algorithms: [ES256]
-    stream:
-      manage: true
-      delivery: push
-      events_requested: [%s, %s]
-      description: setgate demo
-      authorization_header_file: %s
-      bearer_token_file: %s
-      verification_interval: 15s
-`, acme.Issuer(), acme.JWKSURL(), filepath.Join(dir, "acme.token"),
-		globex.Issuer(), globex.JWKSURL(), filepath.Join(dir, "globex.token"),
-		initech.Issuer(), initech.JWKSURL(), pollServer.URL(), filepath.Join(dir, "initech.token"),
-		sgnl.Issuer(), transmitter.SessionRevoked, transmitter.CredentialChange,
-		filepath.Join(dir, "ssf-push.token"), filepath.Join(dir, "ssf-mgmt.token"))
-	issuersPath := filepath.Join(dir, "issuers.yaml")
-	if err := os.WriteFile(issuersPath, []byte(issuersYAML), 0o600); err != nil {
-		return err
-	}
-
-	defaults := map[string]string{
-		"SETGATE_HTTP_ADDR":          freeOr("127.0.0.1:8080"),
-		"SETGATE_ADMIN_ADDR":         freeOr("127.0.0.1:9090"),
-		"SETGATE_EMBEDDED_NATS_ADDR": freeOr("127.0.0.1:4222"),
-		"SETGATE_DATA_DIR":           filepath.Join(dir, "data"),
-		"SETGATE_LOG_LEVEL":          "warn",
-		"SETGATE_LOG_FORMAT":         "text",
-	}
-	merged := make(map[string]string, len(vars)+len(defaults)+1)
-	for k, v := range defaults {
-		merged[k] = v
-	}
-	for k, v := range vars {
-		merged[k] = v
-	}
-	merged["SETGATE_ISSUERS_FILE"] = issuersPath
-	merged["SETGATE_NATS_URL"] = "" // the demo always runs its own NATS
-	// The SSF transmitter pushes to the public URL, so the push address
-	// must be known before the gateway starts.
-	if merged["SETGATE_HTTP_ADDR"], err = concreteAddr(merged["SETGATE_HTTP_ADDR"]); err != nil {
-		return err
-	}
-	if merged["SETGATE_PUBLIC_URL"] == "" {
-		merged["SETGATE_PUBLIC_URL"] = "http://" + merged["SETGATE_HTTP_ADDR"]
-	}
-	s, err := config.Load(merged)
+	s, err := demoSettings(vars, filepath.Join(dir, "data"))
 	if err != nil {
 		return err
 	}
@@ -159,22 +99,19 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := &printer{w: stdout}
-	ready := make(chan *gatewayApp, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, s, merged, log, func(a *gatewayApp) { ready <- a }) }()
-	var app *gatewayApp
-	select {
-	case app = <-ready:
-	case err := <-done:
+	app, err := NewApp(ctx, s, specs, log)
+	if err != nil {
 		return err
 	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
 
 	// Read events back from the stream (what is stored), not from a core
 	// subscription (which would also see retried duplicates). From the
 	// start: the stream is the demo's own, and the SSF stream's first
 	// verification event may be stored before this consumer exists.
-	nc := app.br.Conn()
-	cons, err := app.br.JetStream().OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
+	nc := app.Bridge().Conn()
+	cons, err := app.Bridge().JetStream().OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.SubjectPrefix + ".>"},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
@@ -192,17 +129,17 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 	defer rejected.Unsubscribe()
 
-	natsAt := app.br.ClientURL()
+	natsAt := app.NATSURL()
 	if natsAt == "" {
 		natsAt = "in-process only (SETGATE_EMBEDDED_NATS_ADDR is empty)"
 	}
 	out.printf("setgate demo: push receiver %s, admin %s, NATS %s (stream %s)\n",
-		app.pushURL, "http://"+app.adminLn.Addr().String(), natsAt, s.Stream)
+		app.PushURL(), app.AdminURL(), natsAt, s.Stream)
 	out.printf("Two transmitters push CAEP and RISC events, setgate polls a third (RFC 8936) and sets up\nand verifies an OpenID Shared Signals stream with a fourth; some SETs are bad on purpose.\nCtrl-C stops.\n")
-	if pw := app.br.ConsumerPasswordFile(); pw != "" {
+	if pw := app.ConsumerPasswordFile(); pw != "" {
 		out.printf("Watch with any NATS client:  nats sub '%s.>' --server %s --user %s --password \"$(cat %s)\"\n",
-			s.SubjectPrefix, app.br.ClientURL(), bridge.ConsumerUser, pw)
-		out.printf("or with setgate:             setgate tail --server %s --password-file %s\n\n", app.br.ClientURL(), pw)
+			s.SubjectPrefix, app.NATSURL(), bridge.ConsumerUser, pw)
+		out.printf("or with setgate:             setgate tail --server %s --password-file %s\n\n", app.NATSURL(), pw)
 	} else {
 		out.printf("\n")
 	}
@@ -214,7 +151,7 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for i := 0; (*count == 0 || i < *count) && ctx.Err() == nil; i++ {
-		script[i%len(script)].run(ctx, out, app.pushURL)
+		script[i%len(script)].run(ctx, out, app.PushURL())
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -408,9 +345,12 @@ func ssfStep(t *transmitter.SSFTransmitter) demoAction {
 
 // watchStream prints how the SSF stream of issuer name is set up and
 // verified, as it happens.
-func watchStream(ctx context.Context, out *printer, app *gatewayApp, name string) {
-	li := app.issuers.get(name)
-	if li == nil || li.mgr == nil {
+func watchStream(ctx context.Context, out *printer, app *App, name string) {
+	li := app.Issuers().Get(name)
+	if li == nil {
+		return
+	}
+	if _, ok := li.Stream(); !ok {
 		return
 	}
 	var said, confirmed string
@@ -422,16 +362,55 @@ func watchStream(ctx context.Context, out *printer, app *gatewayApp, name string
 			return
 		case <-tick.C:
 		}
-		st := li.mgr.Status()
+		st, _ := li.Stream()
 		if st.StreamID != "" && said == "" {
 			said = st.StreamID
-			out.printf("⇄ %-11s SSF stream %s set up at the transmitter: %s delivery to %s\n", name, st.StreamID, st.Delivery, app.s.PublicURL+"/events/"+name)
+			out.printf("⇄ %-11s SSF stream %s set up at the transmitter: %s delivery to %s\n", name, st.StreamID, st.Delivery, issuers.StreamPushEndpoint(app.Settings().PublicURL, name))
 		}
 		if c := st.VerificationConfirmed.Format(time.RFC3339Nano); !st.VerificationConfirmed.IsZero() && c != confirmed {
 			confirmed = c
 			out.printf("⇄ %-11s SSF verification confirmed (stream healthy: %v)\n", name, st.Healthy)
 		}
 	}
+}
+
+// demoSettings are the settings of vars with the demo's own defaults
+// where vars set nothing (loopback addresses, free ports, text logs at
+// warn, a data directory of its own), always its own embedded NATS, and a public
+// URL the SSF transmitter can push to.
+func demoSettings(vars map[string]string, dataDir string) (config.Settings, error) {
+	s, err := config.Load(vars)
+	if err != nil {
+		return s, err
+	}
+	unset := func(name string) bool { _, ok := vars[config.EnvPrefix+name]; return !ok }
+	for _, d := range []struct {
+		name  string
+		field *string
+		value string
+	}{
+		{"HTTP_ADDR", &s.HTTPAddr, freeOr("127.0.0.1:8080")},
+		{"ADMIN_ADDR", &s.AdminAddr, freeOr("127.0.0.1:9090")},
+		{"EMBEDDED_NATS_ADDR", &s.EmbeddedNATSAddr, freeOr("127.0.0.1:4222")},
+		{"LOG_LEVEL", &s.LogLevel, "warn"},
+		{"LOG_FORMAT", &s.LogFormat, "text"},
+		{"DATA_DIR", &s.DataDir, dataDir},
+	} {
+		if unset(d.name) {
+			*d.field = d.value
+		}
+	}
+	s.IssuersFile = ""
+	s.NATSURL = "" // the demo always runs its own NATS
+	// The SSF transmitter pushes to the public URL, so the push address
+	// must be known before the gateway starts.
+	if s.HTTPAddr, err = concreteAddr(s.HTTPAddr); err != nil {
+		return s, err
+	}
+	if s.PublicURL == "" {
+		s.PublicURL = "http://" + s.HTTPAddr
+	}
+	return s, s.Validate()
 }
 
 // concreteAddr returns addr with a real port: a port 0 is replaced by one

@@ -16,21 +16,29 @@ import (
 
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
-	"github.com/setgate/setgate/verify"
 )
 
 // reloadDebounce lets a burst of file events (an editor's save, a
 // ConfigMap's symlink swap) settle into one reload.
 const reloadDebounce = 250 * time.Millisecond
 
+// issuersFile is the issuers file an app's configuration comes from.
+type issuersFile struct {
+	vars map[string]string // what the file's *_env keys name
+	// fingerprint and watched are those of the file in force (under
+	// App.cfgMu).
+	fingerprint [32]byte
+	watched     []string
+}
+
 // loaded records a configuration that is now in force.
-func (app *gatewayApp) loaded(l *config.LoadedIssuers) {
+func (app *App) loaded(l *config.LoadedIssuers) {
 	app.cfgMu.Lock()
 	defer app.cfgMu.Unlock()
 	now := time.Now().UTC()
 	app.cfgState = gateway.ConfigState{File: app.s.IssuersFile, Hash: l.Hash, LoadedAt: now, LastAttemptAt: now}
-	app.fingerprint = l.Fingerprint
-	app.watched = l.Files
+	app.file.fingerprint = l.Fingerprint
+	app.file.watched = l.Files
 }
 
 // reload reads the issuers file again and applies it. A file that does
@@ -38,16 +46,16 @@ func (app *gatewayApp) loaded(l *config.LoadedIssuers) {
 // the previous configuration stays in force, the reason is logged (it
 // names the issuer and key), counted and shown on /issuers. Unless force
 // is set, a file whose content (and secrets) did not change is ignored.
-func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
-	l, err := config.LoadIssuers(app.s.IssuersFile, app.vars)
+func (app *App) reload(ctx context.Context, why string, force bool) {
+	l, err := config.LoadIssuers(app.s.IssuersFile, app.file.vars)
 	if err == nil {
 		app.cfgMu.Lock()
-		same := l.Fingerprint == app.fingerprint
+		same := l.Fingerprint == app.file.fingerprint
 		app.cfgMu.Unlock()
 		if same && !force {
 			return
 		}
-		err = app.issuers.apply(ctx, l.Issuers)
+		err = app.issuers.Apply(ctx, l.Issuers)
 	}
 	if err != nil && ctx.Err() != nil {
 		// Superseded by a newer reload (or shutting down): nothing of
@@ -76,7 +84,7 @@ func (app *gatewayApp) reload(ctx context.Context, why string, force bool) {
 // The watches are in place when watchConfig returns; the returned function
 // runs the loop until ctx is done. A change between the first load and
 // the watches being set is caught by one check right after.
-func (app *gatewayApp) watchConfig(ctx context.Context) (loop func()) {
+func (app *App) watchConfig(ctx context.Context) (loop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
@@ -90,7 +98,7 @@ func (app *gatewayApp) watchConfig(ctx context.Context) (loop func()) {
 			return
 		}
 		app.cfgMu.Lock()
-		files := slices.Clone(app.watched)
+		files := slices.Clone(app.file.watched)
 		app.cfgMu.Unlock()
 		var want []string
 		for _, f := range files {
@@ -134,7 +142,7 @@ func (app *gatewayApp) watchConfig(ctx context.Context) (loop func()) {
 	}
 }
 
-func (app *gatewayApp) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, q *reloadQueue) {
+func (app *App) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, q *reloadQueue) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if w != nil {
@@ -234,42 +242,11 @@ func (q *reloadQueue) run(ctx context.Context, reload func(context.Context, relo
 }
 
 // state reports the running configuration for /issuers and /metrics.
-func (app *gatewayApp) state(ctx context.Context) gateway.State {
+func (app *App) state(ctx context.Context) gateway.State {
 	app.cfgMu.Lock()
 	st := gateway.State{Config: app.cfgState}
 	app.cfgMu.Unlock()
 	st.NATS = gateway.NATSState{Connected: app.br.Conn().Status() == nats.CONNECTED, URL: app.br.ClientURL(), Stream: app.s.Stream}
-	for _, li := range app.issuers.snapshot() {
-		cfg := li.spec.Verify
-		var jwks verify.KeyStatus
-		if li.verifier != nil {
-			cfg, jwks = li.verifier.Config(), li.verifier.KeyStatus(ctx)
-		}
-		is := gateway.IssuerState{
-			Name: li.spec.Name, Issuer: cfg.Issuer, Audience: cfg.Audience, JWKSURI: cfg.JWKSURI,
-			Algorithms: cfg.Algorithms, Profile: cfg.Profile, PayloadValidation: "strict",
-			Push: li.spec.PushToken != "", JWKS: jwks, Counters: app.metrics.Counters(li.spec.Name),
-		}
-		if e, _ := li.discoveryErr.Load().(string); e != "" {
-			is.DiscoveryError = e
-		}
-		if cfg.Lenient {
-			is.PayloadValidation = "lenient"
-		}
-		if li.mgr != nil {
-			ms := li.mgr.Status()
-			is.Stream = &gateway.StreamState{Healthy: ms.Healthy, Status: ms.Status, Detail: ms}
-		}
-		if loop := li.loop.Load(); loop != nil {
-			p := loop.Status()
-			is.Poll = &gateway.PollState{
-				Endpoint: p.Endpoint, LeaseHeld: p.LeaseHeld, LastPoll: p.LastPoll, LastError: p.LastError,
-				LastErrorAt: p.LastErrorAt, NextAttempt: p.NextAttempt, ConsecutiveFailures: p.ConsecutiveFailures,
-				Polls: p.Polls, Received: p.Received, Acked: p.Acked, SetErrs: p.SetErrs,
-				PendingAcks: p.PendingAcks, PendingSetErrs: p.PendingSetErrs,
-			}
-		}
-		st.Issuers = append(st.Issuers, is)
-	}
+	st.Issuers = app.issuers.State(ctx)
 	return st
 }

@@ -31,7 +31,7 @@ const reloadGuard = 30 * time.Second
 // listeners) on an issuers file the test rewrites.
 type reloadRig struct {
 	t    *testing.T
-	app  *gatewayApp
+	app  *App
 	dir  string
 	file string
 	logs *verbBuffer
@@ -68,10 +68,10 @@ func newReloadRig(t *testing.T) *reloadRig {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gatewayApp, 1)
+	ready := make(chan *App, 1)
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { done <- serve(ctx, s, vars, log, func(a *gatewayApp) { ready <- a }) }()
+	go func() { done <- serve(ctx, s, vars, log, func(a *App) { ready <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -150,7 +150,7 @@ func (r *reloadRig) push(ctx context.Context, name string, tx *transmitter.Trans
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.app.pushURL+"/events/"+name, strings.NewReader(tok))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.app.PushURL()+"/events/"+name, strings.NewReader(tok))
 	if err != nil {
 		return 0, err
 	}
@@ -174,7 +174,7 @@ func (r *reloadRig) pushIssuer(ctx context.Context, name string) (int, error) {
 // state reads /issuers.
 func (r *reloadRig) state(ctx context.Context) (gateway.State, error) {
 	var st gateway.State
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.app.adminLn.Addr().String()+"/issuers", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.app.AdminURL()+"/issuers", nil)
 	if err != nil {
 		return st, err
 	}

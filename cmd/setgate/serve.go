@@ -20,56 +20,65 @@ import (
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
+	"github.com/setgate/setgate/issuers"
 )
 
-// gatewayApp is a started gateway: NATS bridge, verifiers, push and admin
-// listeners.
-type gatewayApp struct {
+// App is one gateway: push and admin listeners (bound, not yet serving),
+// the NATS bridge, the intake pipeline and the live issuer set. serve,
+// demo, bench and the tests build it with [NewApp] from a settings value
+// and a list of issuers, read its addresses, and run it with [App.Run].
+type App struct {
 	s       config.Settings
 	log     *slog.Logger
 	br      *bridge.Bridge
 	intake  *intake.Pipeline
 	gw      *gateway.Server
-	issuers *liveIssuers
+	issuers *issuers.Set
 	metrics *gateway.Metrics
-	vars    map[string]string
 
-	cfgMu       sync.Mutex
-	cfgState    gateway.ConfigState
-	fingerprint [32]byte
-	watched     []string // files of the configuration in force
-	push        *http.Server
-	admin       *http.Server
-	pushLn      *gateway.Listener
-	adminLn     net.Listener
-	pushURL     string
+	// file is the issuers file the configuration came from (nil when the
+	// issuers were given as values): Run watches it and reloads.
+	file *issuersFile
+
+	cfgMu    sync.Mutex
+	cfgState gateway.ConfigState
+
+	push    *http.Server
+	admin   *http.Server
+	pushLn  *gateway.Listener
+	adminLn net.Listener
+	pushURL string
 }
 
-// serve runs the gateway until ctx is done, then drains. started, if not
-// nil, is called once the listeners are up.
-func serve(ctx context.Context, s config.Settings, vars map[string]string, log *slog.Logger, started func(*gatewayApp)) error {
-	app, err := startGateway(ctx, s, vars, log)
+// serve loads the issuers file, starts the gateway, and runs it until ctx
+// is done, reloading the file when it changes; then it drains. started,
+// if not nil, is called once the listeners are up.
+func serve(ctx context.Context, s config.Settings, vars map[string]string, log *slog.Logger, started func(*App)) error {
+	loaded, err := config.LoadIssuers(s.IssuersFile, vars)
 	if err != nil {
 		return err
 	}
+	app, err := NewApp(ctx, s, loaded.Issuers, log)
+	if err != nil {
+		return err
+	}
+	app.file = &issuersFile{vars: vars}
+	app.loaded(loaded)
 	if started != nil {
 		started(app)
 	}
-	return app.run(ctx)
+	return app.Run(ctx)
 }
 
-// startGateway starts the parts in order: listeners (bound, not yet
-// serving), NATS bridge, issuers. When a part fails, the parts started
-// before it are stopped in reverse order and the error names the part.
-func startGateway(ctx context.Context, s config.Settings, vars map[string]string, log *slog.Logger) (*gatewayApp, error) {
-	loaded, err := config.LoadIssuers(s.IssuersFile, vars)
-	if err != nil {
-		return nil, err
-	}
+// NewApp starts the parts in order: listeners (bound, not yet serving),
+// NATS bridge, issuers (each built as a reload builds it). When a part
+// fails, the parts started before it are stopped in reverse order and the
+// error names the part.
+func NewApp(ctx context.Context, s config.Settings, specs []config.Issuer, log *slog.Logger) (*App, error) {
 	if err := checkNATSFiles(s); err != nil {
 		return nil, err
 	}
-	app := &gatewayApp{s: s, log: log, vars: vars, metrics: gateway.NewMetrics()}
+	app := &App{s: s, log: log, metrics: gateway.NewMetrics()}
 	started := false
 	defer func() {
 		if !started {
@@ -89,6 +98,7 @@ func startGateway(ctx context.Context, s config.Settings, vars map[string]string
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	scheme := "http"
+	var err error
 	if s.TLSCertFile != "" {
 		if app.push.TLSConfig, err = serverTLS(s); err != nil {
 			return nil, err
@@ -121,7 +131,7 @@ func startGateway(ctx context.Context, s config.Settings, vars map[string]string
 	// One intake pipeline for push and poll, built once: verify, publish
 	// with the bridge (rejections logged and announced), then the metrics
 	// observe; each issuer's SSF stream manager observes its own SETs
-	// (runtime.go streamObserver).
+	// (package issuers).
 	app.intake = intake.New(intake.Config{
 		Publisher: app.br,
 		Observers: []intake.Observer{app.metrics},
@@ -145,21 +155,45 @@ func startGateway(ctx context.Context, s config.Settings, vars map[string]string
 	if err = app.metrics.Register(connectionsGauge(app.pushLn)); err != nil {
 		return nil, err
 	}
-	app.issuers = newLiveIssuers(s, log, app.br, app.intake, app.gw)
-	if err = app.issuers.apply(ctx, loaded.Issuers); err != nil {
+	app.issuers = issuers.New(issuers.Options{
+		Settings: s, Logger: log, Bridge: app.br, Intake: app.intake,
+		Register: app.gw.SetIssuers, Counters: app.metrics.Counters,
+	})
+	if err = app.issuers.Apply(ctx, specs); err != nil {
 		return nil, err
 	}
-	app.loaded(loaded)
 	app.push.Handler = app.gw.Handler()
 	app.admin.Handler = app.gw.AdminHandler()
-
 	app.pushURL = scheme + "://" + app.pushLn.Addr().String()
-	log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
-		"nats", app.br.ClientURL(), "stream", s.Stream, "issuers", len(loaded.Issuers), "config_hash", loaded.Hash,
-		"max_connections", s.MaxConnections)
 	started = true
 	return app, nil
 }
+
+// PushURL is the push listener's base URL (http or https, the bound
+// address); issuer name's endpoint is PushURL()+"/events/"+name.
+func (app *App) PushURL() string { return app.pushURL }
+
+// AdminURL is the admin listener's base URL (/healthz, /readyz,
+// /metrics, /issuers).
+func (app *App) AdminURL() string { return "http://" + app.adminLn.Addr().String() }
+
+// NATSURL is where NATS clients connect: the embedded server's client
+// URL, or SETGATE_NATS_URL; "" when the embedded server listens
+// in-process only.
+func (app *App) NATSURL() string { return app.br.ClientURL() }
+
+// ConsumerPasswordFile is the file holding the embedded server's consumer
+// password (user bridge.ConsumerUser); "" with an external NATS.
+func (app *App) ConsumerPasswordFile() string { return app.br.ConsumerPasswordFile() }
+
+// Settings are the settings the app was built with.
+func (app *App) Settings() config.Settings { return app.s }
+
+// Bridge is the app's NATS bridge (its connection and JetStream context).
+func (app *App) Bridge() *bridge.Bridge { return app.br }
+
+// Issuers is the app's live issuer set.
+func (app *App) Issuers() *issuers.Set { return app.issuers }
 
 // warnFileLimit warns when the push listener's cap leaves too few file
 // descriptors for everything else (admin, NATS, outbound calls, files):
@@ -284,13 +318,22 @@ func checkNATSFiles(s config.Settings) error {
 	return nil
 }
 
-// run serves until ctx is done or a listener fails, then shuts down in
-// reverse order of start within SETGATE_SHUTDOWN_TIMEOUT.
-func (app *gatewayApp) run(ctx context.Context) error {
+// Run serves until ctx is done or a listener fails, then shuts down in
+// reverse order of start within SETGATE_SHUTDOWN_TIMEOUT. An app built
+// by serve watches its issuers file meanwhile.
+func (app *App) Run(ctx context.Context) error {
+	app.cfgMu.Lock()
+	hash := app.cfgState.Hash
+	app.cfgMu.Unlock()
+	app.log.Info("setgate started", "version", version, "push", app.pushLn.Addr().String(), "admin", app.adminLn.Addr().String(),
+		"nats", app.br.ClientURL(), "stream", app.s.Stream, "issuers", app.issuers.Len(), "config_hash", hash,
+		"max_connections", app.s.MaxConnections)
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
-	watch := app.watchConfig(wctx) // watches set before the listeners serve
-	go watch()
+	if app.file != nil {
+		watch := app.watchConfig(wctx) // watches set before the listeners serve
+		go watch()
+	}
 
 	errc := make(chan error, 2)
 	go func() {
@@ -323,7 +366,7 @@ func (app *gatewayApp) run(ctx context.Context) error {
 }
 
 // close drains: readiness false, in-flight pushes finish, then NATS.
-func (app *gatewayApp) close(ctx context.Context) error {
+func (app *App) close(ctx context.Context) error {
 	var errs []error
 	if app.gw != nil {
 		app.gw.Drain()
@@ -346,7 +389,7 @@ func (app *gatewayApp) close(ctx context.Context) error {
 	}
 	if app.issuers != nil {
 		// Poll loops finish their batch and acknowledge before NATS drains.
-		if err := app.issuers.stopAll(ctx); err != nil {
+		if err := app.issuers.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

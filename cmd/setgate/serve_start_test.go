@@ -54,7 +54,7 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = serve(context.Background(), s, vars, slog.New(slog.DiscardHandler), func(*gatewayApp) { t.Error("started") })
+		err = serve(context.Background(), s, vars, slog.New(slog.DiscardHandler), func(*App) { t.Error("started") })
 		if err == nil || !strings.Contains(err.Error(), "NATS") {
 			t.Fatalf("want an error naming NATS, got %v", err)
 		}
@@ -81,7 +81,7 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = serve(context.Background(), s, vars, slog.New(slog.DiscardHandler), func(*gatewayApp) { t.Error("started") })
+		err = serve(context.Background(), s, vars, slog.New(slog.DiscardHandler), func(*App) { t.Error("started") })
 		want := "push listener on " + busy.Addr().String() + ": address already in use"
 		if err == nil || err.Error() != want {
 			t.Fatalf("want %q, got %v", want, err)

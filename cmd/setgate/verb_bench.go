@@ -25,6 +25,7 @@ import (
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/intake"
 	"github.com/setgate/setgate/internal/transmitter"
+	"github.com/setgate/setgate/verify"
 )
 
 // Bench defaults; --short replaces the run lengths with CI-sized ones.
@@ -505,7 +506,7 @@ func (f *benchFleet) close() {
 
 // localGateway is the in-process gateway of a bench run.
 type localGateway struct {
-	app     *gatewayApp
+	app     *App
 	s       config.Settings
 	cancel  context.CancelFunc
 	done    chan error
@@ -545,11 +546,11 @@ func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, std
 	}
 	defer gw.stop() // on an early return; nothing left to do after the stop below
 	// Started means every issuer's verifier fetched its JWKS.
-	r.rep.Memory = bench.NewMemoryReport(len(gw.app.issuers.snapshot()), memBefore, bench.ReadMemory())
+	r.rep.Memory = bench.NewMemoryReport(gw.app.Issuers().Len(), memBefore, bench.ReadMemory())
 	r.rep.Target += " (sync " + gw.s.EmbeddedSync + ")"
 	r.push = f.push
 	for _, is := range f.push {
-		r.targets = append(r.targets, bench.Target{URL: gw.app.pushURL + "/events/" + is.name, Bearer: is.bearer})
+		r.targets = append(r.targets, bench.Target{URL: gw.app.PushURL() + "/events/" + is.name, Bearer: is.bearer})
 	}
 	if err := r.measureLocal(ctx, gw, f); err != nil {
 		return nil, err
@@ -563,7 +564,7 @@ func benchLocal(ctx context.Context, o benchOptions, vars map[string]string, std
 
 // measureLocal runs the ceilings, push, poll and the check, in that order.
 func (r *benchRun) measureLocal(ctx context.Context, gw *localGateway, f *benchFleet) error {
-	js := gw.app.br.JetStream()
+	js := gw.app.Bridge().JetStream()
 	from, err := bench.NextSeq(ctx, js, gw.s.Stream)
 	if err != nil {
 		return err
@@ -574,7 +575,7 @@ func (r *benchRun) measureLocal(ctx context.Context, gw *localGateway, f *benchF
 	}
 	// The ceiling's pipeline publishes with the gateway's bridge, without
 	// the gateway's observers (metrics).
-	in := intake.New(intake.Config{Publisher: gw.app.br, Logger: gw.app.log})
+	in := intake.New(intake.Config{Publisher: gw.app.Bridge(), Logger: gw.app.log})
 	if err := r.publishCeiling(ctx, in, sources); err != nil {
 		return err
 	}
@@ -596,13 +597,11 @@ func (r *benchRun) measureLocal(ctx context.Context, gw *localGateway, f *benchF
 
 // sources returns the gateway's source of each push issuer, in order.
 func (r *benchRun) sources(gw *localGateway) []*intake.Source {
-	live := map[string]*intake.Source{}
-	for _, li := range gw.app.issuers.snapshot() {
-		live[li.spec.Name] = li.source
-	}
 	out := make([]*intake.Source, len(r.push))
 	for i, is := range r.push {
-		out[i] = live[is.name]
+		if li := gw.app.Issuers().Get(is.name); li != nil {
+			out[i] = li.Source()
+		}
 	}
 	return out
 }
@@ -720,96 +719,65 @@ func (r *benchRun) runPoll(ctx context.Context, f *benchFleet, expectRate float6
 	return nil
 }
 
-// startBenchGateway writes the issuers file for the fleet and starts the
-// gateway like demo does: embedded NATS in dir, loopback random ports.
+// startBenchGateway starts the gateway for the fleet like demo does:
+// embedded NATS in dir, loopback random ports, one issuer per transmitter.
 func startBenchGateway(ctx context.Context, f *benchFleet, events int, dir string, vars map[string]string, stderr io.Writer) (*localGateway, error) {
-	path, err := writeBenchIssuers(dir, f.push, f.pollI, f.poll, events)
-	if err != nil {
-		return nil, err
-	}
-	merged := benchSettings(vars, dir, path)
-	s, err := config.Load(merged)
+	s, err := benchSettings(vars, dir)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	gw := &localGateway{s: s, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan *gatewayApp, 1)
-	go func() {
-		gw.done <- serve(ctx, s, merged, newLogger(s, stderr), func(a *gatewayApp) { ready <- a })
-	}()
-	select {
-	case gw.app = <-ready:
-		return gw, nil
-	case err := <-gw.done:
+	app, err := NewApp(ctx, s, benchIssuers(f.push, f.pollI, f.poll, events), newLogger(s, stderr))
+	if err != nil {
 		cancel()
 		return nil, err
 	}
+	gw := &localGateway{app: app, s: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { gw.done <- app.Run(ctx) }()
+	return gw, nil
 }
 
-// benchSettings are the gateway's variables: the caller's tuning ones,
-// with the bench's own addresses, data directory, issuers file, embedded
-// NATS and no TLS.
-func benchSettings(vars map[string]string, dir, issuersPath string) map[string]string {
-	merged := map[string]string{"SETGATE_LOG_LEVEL": "warn"}
-	for k, v := range vars {
-		merged[k] = v
+// benchSettings are the gateway's settings: the caller's tuning
+// variables, with the bench's own addresses, data directory, embedded
+// NATS, no issuers file and no TLS, text logs (at warn unless set).
+func benchSettings(vars map[string]string, dir string) (config.Settings, error) {
+	s, err := config.Load(vars)
+	if err != nil {
+		return s, err
 	}
-	for k, v := range map[string]string{
-		"SETGATE_HTTP_ADDR":          "127.0.0.1:0",
-		"SETGATE_ADMIN_ADDR":         "127.0.0.1:0",
-		"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-		"SETGATE_DATA_DIR":           filepath.Join(dir, "data"),
-		"SETGATE_ISSUERS_FILE":       issuersPath,
-		"SETGATE_NATS_URL":           "",
-		"SETGATE_LOG_FORMAT":         "text",
-		"SETGATE_TLS_CERT_FILE":      "",
-		"SETGATE_TLS_KEY_FILE":       "",
-		"SETGATE_TLS_CLIENT_CA_FILE": "",
-	} {
-		merged[k] = v
+	if _, set := vars[config.EnvPrefix+"LOG_LEVEL"]; !set {
+		s.LogLevel = "warn"
 	}
-	return merged
+	s.HTTPAddr, s.AdminAddr, s.EmbeddedNATSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	s.DataDir = filepath.Join(dir, "data")
+	s.IssuersFile, s.NATSURL, s.LogFormat = "", "", "text"
+	s.TLSCertFile, s.TLSKeyFile, s.TLSClientCAFile = "", "", ""
+	return s, s.Validate()
 }
 
-// writeBenchIssuers writes the issuers file (and the token files it
-// names) into dir and returns its path.
-func writeBenchIssuers(dir string, push []*benchIssuer, pollI *benchIssuer, ps *transmitter.PollServer, events int) (string, error) {
-	profile := ""
+// benchIssuers are the gateway's issuers: one push issuer per push
+// transmitter, and the poll issuer when there is one.
+func benchIssuers(push []*benchIssuer, pollI *benchIssuer, ps *transmitter.PollServer, events int) []config.Issuer {
+	var profile verify.Profile
 	if events > 1 {
-		profile = "    profile: rfc8417\n"
+		profile = verify.ProfileRFC8417
 	}
-	var b strings.Builder
-	b.WriteString("issuers:\n")
-	entry := func(is *benchIssuer) (string, error) {
-		tok := filepath.Join(dir, is.name+".token")
-		if err := os.WriteFile(tok, []byte(is.bearer+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("bench: %w", err)
-		}
-		fmt.Fprintf(&b, "  - name: %s\n    issuer: %s\n    audience: [%s]\n    jwks_uri: %s\n    algorithms: [%s]\n%s",
-			is.name, is.iss, is.aud, is.jwks.JWKSURL(), is.keys[0].Alg, profile)
-		return tok, nil
+	spec := func(is *benchIssuer) config.Issuer {
+		return config.Issuer{Name: is.name, Verify: verify.Config{Name: is.name, Issuer: is.iss, Audience: []string{is.aud},
+			JWKSURI: is.jwks.JWKSURL(), Algorithms: []string{is.keys[0].Alg}, Profile: profile}}
 	}
+	var specs []config.Issuer
 	for _, is := range push {
-		tok, err := entry(is)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "    push:\n      bearer_token_file: %s\n", tok)
+		sp := spec(is)
+		sp.PushToken = is.bearer
+		specs = append(specs, sp)
 	}
 	if pollI != nil {
-		tok, err := entry(pollI)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "    poll:\n      endpoint: %s\n      max_events: %d\n      long_poll_timeout: %s\n      bearer_token_file: %s\n",
-			ps.URL(), benchPollMaxEvents, benchPollHold, tok)
+		sp := spec(pollI)
+		sp.Poll = &config.Poll{Endpoint: ps.URL(), MaxEvents: benchPollMaxEvents, LongPollTimeout: benchPollHold, Bearer: pollI.bearer}
+		specs = append(specs, sp)
 	}
-	path := filepath.Join(dir, "issuers.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return "", fmt.Errorf("bench: %w", err)
-	}
-	return path, nil
+	return specs
 }
 
 // benchRemote runs the bench against the gateway at --url: push only, no

@@ -123,7 +123,7 @@ func TestBenchRemote(t *testing.T) {
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	})
-	pushURL := app.pushURL + "/events/acme"
+	pushURL := app.PushURL() + "/events/acme"
 	// Something stored before the bench, which its check must leave out.
 	if err := sendVerb(t.Context(), []string{"--to", pushURL, "--key", keyPath, "--token-file", tokenFile,
 		"--iss", "https://tx.example/", "--aud", verbAudience, "--email", "bob@acme.example"}, io.Discard, io.Discard); err != nil {
@@ -132,7 +132,7 @@ func TestBenchRemote(t *testing.T) {
 
 	var out, errOut verbBuffer
 	args := []string{"bench", "--url", pushURL, "--key", keyPath, "--iss", "https://tx.example/", "--aud", verbAudience,
-		"--token-file", tokenFile, "--nats", app.br.ClientURL(), "--password-file", app.br.ConsumerPasswordFile(), "--count", "300", "--concurrency", "8", "--json"}
+		"--token-file", tokenFile, "--nats", app.NATSURL(), "--password-file", app.ConsumerPasswordFile(), "--count", "300", "--concurrency", "8", "--json"}
 	if err := run(t.Context(), args, map[string]string{}, &out, &errOut); err != nil {
 		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
@@ -149,16 +149,16 @@ func TestBenchRemote(t *testing.T) {
 }
 
 // benchTestGateway runs serve with vars until the test ends.
-func benchTestGateway(tb testing.TB, vars map[string]string) *gatewayApp {
+func benchTestGateway(tb testing.TB, vars map[string]string) *App {
 	tb.Helper()
 	s, err := config.Load(vars)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gatewayApp, 1)
+	ready := make(chan *App, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *gatewayApp) { ready <- a }) }()
+	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *App) { ready <- a }) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/outbound"
+	"github.com/setgate/setgate/issuers"
 	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
@@ -169,14 +170,14 @@ func openStreamCommand(ctx context.Context, vars map[string]string, issuersPath,
 		cancel()
 		return nil, s, fmt.Errorf("issuer %q: discovery: %w", spec.Name, err)
 	}
-	cfg, cfgErr := streamManagerConfig(spec, meta, s.PublicURL, hc, log)
+	cfg, cfgErr := issuers.StreamManagerConfig(spec, meta, s.PublicURL, hc, log)
 	if cfg.Client == nil { // the credential could not be built
 		cancel()
 		return nil, s, fmt.Errorf("issuer %q: %w", spec.Name, cfgErr)
 	}
 	sc := &streamCommand{ctx: ctx, cancel: cancel, spec: spec, meta: meta, cfg: cfg, cfgErr: cfgErr, client: cfg.Client, calls: calls, out: stdout}
 	if s.PublicURL != "" { // whatever the configured delivery: --all-mine also finds a push stream left from before
-		sc.pushTo = streamPushEndpoint(s.PublicURL, spec.Name)
+		sc.pushTo = issuers.StreamPushEndpoint(s.PublicURL, spec.Name)
 	}
 	return sc, s, nil
 }

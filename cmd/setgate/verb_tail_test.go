@@ -381,16 +381,16 @@ func TestVerbsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gatewayApp, 1)
+	ready := make(chan *App, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *gatewayApp) { ready <- a }) }()
+	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *App) { ready <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	var app *gatewayApp
+	var app *App
 	select {
 	case app = <-ready:
 	case err := <-done:
@@ -399,10 +399,10 @@ func TestVerbsEndToEnd(t *testing.T) {
 
 	// No --password-file: tail finds serve's password file from the same
 	// variables.
-	tailOut, _ := verbStartTailEnv(t, []string{"--server", app.br.ClientURL(), "--rejected"}, vars)
+	tailOut, _ := verbStartTailEnv(t, []string{"--server", app.NATSURL(), "--rejected"}, vars)
 	send := func(extra ...string) (string, error) {
 		var out bytes.Buffer
-		err := sendVerb(t.Context(), append([]string{"--to", app.pushURL + "/events/acme", "--key", keyPath, "--token-file", tokenFile,
+		err := sendVerb(t.Context(), append([]string{"--to", app.PushURL() + "/events/acme", "--key", keyPath, "--token-file", tokenFile,
 			"--iss", "https://tx.example/", "--email", "bob@acme.example"}, extra...), &out, io.Discard)
 		return out.String(), err
 	}

@@ -1,4 +1,4 @@
-package main
+package issuers
 
 import (
 	"context"
@@ -8,179 +8,22 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
-	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
-	"github.com/setgate/setgate/internal/outbound"
 	"github.com/setgate/setgate/poller"
 	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
 
-// liveIssuer is one configured issuer while it runs: its verifier (JWKS
-// cache), the source push and poll share, and its poll loop if any.
-type liveIssuer struct {
-	spec     config.Issuer
-	verifier *verify.Verifier
-	source   *intake.Source
-	meta     *ssf.Metadata // discovered SSF metadata, nil without discovery
-	mgr      *ssf.Manager  // SSF stream manager, nil without a stream block
-	loop     atomic.Pointer[poller.Loop]
-	// discoveryErr is the last SSF metadata error ("" when the last read
-	// worked); a pending issuer (verifier nil) has not read it yet.
-	discoveryErr atomic.Value
-	run          func()             // runs the poll loop until stop; then closes done
-	stop         context.CancelFunc // stops the poll loop
-	done         chan struct{}      // closed when the poll loop returned (or never ran)
-}
-
-// liveIssuers is the running issuer set. apply swaps it for a new
-// configuration: unchanged issuers keep running untouched, added and
-// changed ones get a new verifier (and poll loop), removed ones stop.
-//
-// Building an issuer (SSF discovery, the first JWKS fetch, the poll
-// lease) happens outside every lock: the request path and /issuers read
-// the set through cur, an immutable snapshot swapped atomically, and
-// never wait for a build. swapMu is held only while a finished build is
-// swapped in (no I/O under it).
-type liveIssuers struct {
-	s      config.Settings
-	log    *slog.Logger
-	br     *bridge.Bridge
-	in     intake.Intake
-	gw     *gateway.Server
-	holder string
-	// httpClient makes SSF discovery and management calls, under the
-	// outbound policy (no redirects, a timeout, answers capped).
-	httpClient *http.Client
-
-	// cur is the running set; read lock-free, replaced under swapMu.
-	cur    atomic.Pointer[issuerSet]
-	swapMu sync.Mutex
-	closed bool // stopAll ran: a late build must not start anything (under swapMu)
-
-	statesMu sync.Mutex
-	// states keeps each issuer's requested verification states across
-	// rebuilds, so a reload does not turn an answer into invalid_state.
-	states map[string]*verify.States
-}
-
-// issuerSet is one immutable version of the running issuers.
-type issuerSet struct {
-	byName map[string]*liveIssuer
-	sorted []*liveIssuer // by name
-}
-
-func newIssuerSet(m map[string]*liveIssuer) *issuerSet {
-	set := &issuerSet{byName: m, sorted: make([]*liveIssuer, 0, len(m))}
-	for _, name := range sortedNames(m) {
-		set.sorted = append(set.sorted, m[name])
-	}
-	return set
-}
-
-// newLiveIssuers returns an empty set; poll loops hand SETs to in.
-func newLiveIssuers(s config.Settings, log *slog.Logger, br *bridge.Bridge, in intake.Intake, gw *gateway.Server) *liveIssuers {
-	l := &liveIssuers{s: s, log: log, br: br, in: in, gw: gw, holder: bridge.NewHolderID(),
-		states:     make(map[string]*verify.States),
-		httpClient: outbound.Policy{Timeout: ssf.DefaultCallTimeout, MaxBytes: ssf.MaxBodyBytes}.Client()}
-	l.cur.Store(newIssuerSet(map[string]*liveIssuer{}))
-	return l
-}
-
-// apply makes specs the running configuration. It builds every new or
-// changed issuer first, in parallel and outside any lock, so a failure
-// leaves the old configuration in force and a slow issuer delays only
-// itself; then it swaps the set atomically (in-flight pushes finish on
-// the old issuers) and retires what was removed or replaced. Callers
-// serialise applies (the reload queue does); a cancelled ctx abandons
-// the builds and changes nothing.
-func (l *liveIssuers) apply(ctx context.Context, specs []config.Issuer) error {
-	cur := l.cur.Load()
-	type job struct {
-		spec config.Issuer
-		li   *liveIssuer
-		err  error
-	}
-	var jobs []*job
-	for _, spec := range specs {
-		if old, ok := cur.byName[spec.Name]; ok && reflect.DeepEqual(old.spec, spec) {
-			continue
-		}
-		jobs = append(jobs, &job{spec: spec})
-	}
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Go(func() { j.li, j.err = l.buildBounded(ctx, j.spec) })
-	}
-	wg.Wait()
-
-	built := make(map[string]*liveIssuer, len(jobs))
-	var errs []error
-	for _, j := range jobs {
-		if j.err != nil {
-			errs = append(errs, j.err)
-			continue
-		}
-		built[j.spec.Name] = j.li
-	}
-	if err := context.Cause(ctx); err != nil && len(errs) == 0 {
-		errs = append(errs, err)
-	}
-	discard := func() {
-		for _, li := range built {
-			li.discard()
-		}
-	}
-	if len(errs) > 0 {
-		discard()
-		return errors.Join(errs...)
-	}
-
-	l.swapMu.Lock()
-	if l.closed {
-		l.swapMu.Unlock()
-		discard()
-		return errors.New("shutting down")
-	}
-	// The set may have changed since the plan (an issuer rebuilt after
-	// rediscovery): unchanged issuers keep whatever instance runs now.
-	cur = l.cur.Load()
-	next := make(map[string]*liveIssuer, len(specs))
-	for _, spec := range specs {
-		if li, ok := built[spec.Name]; ok {
-			next[spec.Name] = li
-		} else if old := cur.byName[spec.Name]; old != nil {
-			next[spec.Name] = old
-		}
-	}
-	l.swap(next)
-	l.swapMu.Unlock()
-
-	// Retire what is gone or replaced; a replaced poll loop stops (and
-	// acknowledges) before its successor starts.
-	for name, li := range built {
-		go l.handOver(cur.byName[name], li)
-	}
-	for name, old := range cur.byName {
-		if next[name] == nil {
-			go l.retire(old)
-		}
-	}
-	return nil
-}
-
 // buildBounded builds spec under a bound of last resort: discovery and
 // the first JWKS fetch have their own timeouts, and nothing else a build
 // waits for may hold a reload longer than this.
-func (l *liveIssuers) buildBounded(ctx context.Context, spec config.Issuer) (*liveIssuer, error) {
+func (l *Set) buildBounded(ctx context.Context, spec config.Issuer) (*Issuer, error) {
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout+l.s.JWKSFetchTimeout+buildSlack)
 	defer cancel()
 	return l.build(ctx, spec)
@@ -191,7 +34,7 @@ func (l *liveIssuers) buildBounded(ctx context.Context, spec config.Issuer) (*li
 const buildSlack = 30 * time.Second
 
 // statesFor returns the verification states kept for issuer name.
-func (l *liveIssuers) statesFor(name string) *verify.States {
+func (l *Set) statesFor(name string) *verify.States {
 	l.statesMu.Lock()
 	defer l.statesMu.Unlock()
 	states, ok := l.states[name]
@@ -232,7 +75,7 @@ func newVerifier(ctx context.Context, cfg verify.Config, opts verify.Options) (*
 // build makes a running issuer of spec (not started: handOver runs it).
 // li.spec stays spec as configured, so a reload of the same file finds
 // it unchanged; what discovery filled in is in the verifier's Config.
-func (l *liveIssuers) build(ctx context.Context, spec config.Issuer) (*liveIssuer, error) {
+func (l *Set) build(ctx context.Context, spec config.Issuer) (*Issuer, error) {
 	var meta *ssf.Metadata
 	cfg := spec.Verify
 	if spec.Discovery {
@@ -259,13 +102,14 @@ func (l *liveIssuers) build(ctx context.Context, spec config.Issuer) (*liveIssue
 		RefreshInterval:    l.s.JWKSRefresh,
 		MinRefreshInterval: l.s.JWKSMinRefresh,
 		Logger:             l.log.With("issuer", spec.Name),
+		Transport:          l.transport,
 	})
 	if err != nil {
 		return nil, err
 	}
-	li := &liveIssuer{spec: spec, verifier: v, meta: meta, source: &intake.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
+	li := &Issuer{spec: spec, verifier: v, meta: meta, source: &intake.Source{Name: spec.Name, Verifier: v, Overrides: spec.Overrides}}
 	var tasks []func(ctx context.Context)
-	fail := func(err error) (*liveIssuer, error) {
+	fail := func(err error) (*Issuer, error) {
 		v.Close()
 		return nil, err
 	}
@@ -291,7 +135,7 @@ func (l *liveIssuers) build(ctx context.Context, spec config.Issuer) (*liveIssue
 }
 
 // start prepares li.run: it runs every task until li is retired.
-func (li *liveIssuer) start(ctx context.Context, tasks []func(context.Context)) {
+func (li *Issuer) start(ctx context.Context, tasks []func(context.Context)) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	li.stop, li.done = cancel, make(chan struct{})
 	li.run = func() {
@@ -307,7 +151,7 @@ func (li *liveIssuer) start(ctx context.Context, tasks []func(context.Context)) 
 // buildPoll returns the task that runs li's poll loop: at the configured
 // endpoint, or (a managed poll stream) at the endpoint the transmitter
 // names once the stream is set up.
-func (l *liveIssuers) buildPoll(ctx context.Context, li *liveIssuer, streamReady <-chan ssf.StreamConfig) (func(context.Context), error) {
+func (l *Set) buildPoll(ctx context.Context, li *Issuer, streamReady <-chan ssf.StreamConfig) (func(context.Context), error) {
 	spec := li.spec
 	lease, err := l.br.Lease(ctx, "poll."+spec.Name, l.holder, l.s.PollLeaseTTL)
 	if err != nil {
@@ -418,12 +262,12 @@ func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
 // pushes are answered 503 (nothing is lost: the transmitter retries) while
 // discovery is retried with backoff; once it succeeds the issuer is
 // rebuilt in full.
-func (l *liveIssuers) pending(ctx context.Context, spec config.Issuer, cause error) *liveIssuer {
-	li := &liveIssuer{spec: spec, source: &intake.Source{Name: spec.Name, Overrides: spec.Overrides,
+func (l *Set) pending(ctx context.Context, spec config.Issuer, cause error) *Issuer {
+	li := &Issuer{spec: spec, source: &intake.Source{Name: spec.Name, Overrides: spec.Overrides,
 		Verifier: pendingVerifier{name: spec.Name}}}
 	li.discoveryErr.Store(cause.Error())
 	li.start(ctx, []func(context.Context){func(ctx context.Context) {
-		for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+		for wait := time.Second; ; wait = min(2*wait, maxDiscoveryWait) {
 			select {
 			case <-ctx.Done():
 				return
@@ -439,11 +283,15 @@ func (l *liveIssuers) pending(ctx context.Context, spec config.Issuer, cause err
 				continue // the rebuild failed and was logged; try again later
 			}
 			li.discoveryErr.Store(err.Error())
-			l.log.Warn("ssf discovery failed again", "issuer", spec.Name, "err", err, "retry_in", 2*wait)
+			l.log.Warn("ssf discovery failed again", "issuer", spec.Name, "err", err, "retry_in", min(2*wait, maxDiscoveryWait))
 		}
 	}})
 	return li
 }
+
+// maxDiscoveryWait caps the wait between a pending issuer's discovery
+// attempts (1 s, doubling).
+const maxDiscoveryWait = 5 * time.Minute
 
 // pendingVerifier answers for an issuer whose metadata is not known yet.
 type pendingVerifier struct{ name string }
@@ -459,7 +307,7 @@ const metadataRefresh = time.Hour
 // is logged and shown on /issuers while the cached metadata keeps
 // working; changed metadata (new jwks_uri or endpoints) rebuilds the
 // issuer.
-func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
+func (l *Set) refreshMetadata(ctx context.Context, li *Issuer) {
 	t := time.NewTicker(metadataRefresh)
 	defer t.Stop()
 	for {
@@ -491,7 +339,7 @@ func (l *liveIssuers) refreshMetadata(ctx context.Context, li *liveIssuer) {
 // poll loop), as a reload would. The build runs outside every lock; if a
 // reload replaced or removed old meanwhile, the build is discarded. It
 // reports whether old is done with: replaced, or no longer running.
-func (l *liveIssuers) rebuild(ctx context.Context, old *liveIssuer) bool {
+func (l *Set) rebuild(ctx context.Context, old *Issuer) bool {
 	name := old.spec.Name
 	li, err := l.buildBounded(ctx, old.spec)
 	if err != nil {
@@ -521,10 +369,10 @@ const discoveryTimeout = 15 * time.Second
 
 // buildManager sets up the SSF stream manager of li. The returned channel
 // yields the stream configuration once it is set up (for poll streams).
-func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ssf.StreamConfig, error) {
+func (l *Set) buildManager(ctx context.Context, li *Issuer) (chan ssf.StreamConfig, error) {
 	spec := li.spec
 	log := l.log.With("issuer", spec.Name)
-	cfg, err := streamManagerConfig(spec, li.meta, l.s.PublicURL, l.httpClient, log)
+	cfg, err := StreamManagerConfig(spec, li.meta, l.s.PublicURL, l.httpClient, log)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %q: %w", spec.Name, err)
 	}
@@ -555,13 +403,13 @@ func (l *liveIssuers) buildManager(ctx context.Context, li *liveIssuer) (chan ss
 	return nil, nil
 }
 
-// streamManagerConfig is the stream Manager configuration serve builds for
-// spec (runtime.go's buildManager), without States and OnStream, which
-// belong to a running gateway. It returns the configuration and an error
-// when delivery is push and publicURL is empty; the client is set either
-// way, so get, delete and verify still work. It could be shared with
-// buildManager.
-func streamManagerConfig(spec config.Issuer, meta *ssf.Metadata, publicURL string, hc *http.Client, log *slog.Logger) (ssf.ManagerConfig, error) {
+// StreamManagerConfig is the SSF stream manager configuration of spec, as
+// a running issuer uses it, without States, Memory and OnStream, which
+// belong to a running gateway (setgate stream uses it as it is). It
+// returns the configuration and an error when delivery is push and
+// publicURL is empty; the client is set either way, so get, delete and
+// verify still work.
+func StreamManagerConfig(spec config.Issuer, meta *ssf.Metadata, publicURL string, hc *http.Client, log *slog.Logger) (ssf.ManagerConfig, error) {
 	st := spec.Stream
 	var auth poller.Auth = poller.BearerToken(st.Bearer)
 	if st.OAuth2 != nil {
@@ -588,106 +436,16 @@ func streamManagerConfig(spec config.Issuer, meta *ssf.Metadata, publicURL strin
 		if publicURL == "" {
 			return cfg, errors.New("stream.delivery push needs SETGATE_PUBLIC_URL (the URL the transmitter pushes to)")
 		}
-		cfg.PushEndpoint = streamPushEndpoint(publicURL, spec.Name)
+		cfg.PushEndpoint = StreamPushEndpoint(publicURL, spec.Name)
 		cfg.PushAuthorization = st.PushAuthorization
 	}
 	return cfg, nil
 }
 
-// streamPushEndpoint is where a transmitter pushes the issuer's SETs.
-func streamPushEndpoint(publicURL, name string) string {
+// StreamPushEndpoint is where a transmitter pushes the SETs of issuer
+// name, the push endpoint a managed push stream is set up with.
+func StreamPushEndpoint(publicURL, name string) string {
 	return strings.TrimRight(publicURL, "/") + "/events/" + name
-}
-
-// get returns the running issuer called name, or nil. It takes no lock:
-// the request path never waits for a reload.
-func (l *liveIssuers) get(name string) *liveIssuer {
-	return l.cur.Load().byName[name]
-}
-
-// closeVerifier stops the verifier's JWKS refresh (a pending issuer has none).
-func (li *liveIssuer) closeVerifier() {
-	if li.verifier != nil {
-		li.verifier.Close()
-	}
-}
-
-// discard drops an issuer that was built but never swapped in (its tasks
-// never ran).
-func (li *liveIssuer) discard() {
-	li.stop()
-	li.closeVerifier()
-}
-
-// swap makes next the running set and the gateway's issuers. The caller
-// holds swapMu.
-func (l *liveIssuers) swap(next map[string]*liveIssuer) {
-	set := newIssuerSet(next)
-	l.cur.Store(set)
-	push := make([]gateway.Issuer, 0, len(set.sorted))
-	for _, li := range set.sorted {
-		push = append(push, gateway.Issuer{
-			Source: li.source, Push: gateway.NewCredential(li.spec.PushToken),
-			RateLimit: li.spec.PushRate, Burst: li.spec.PushBurst,
-		})
-	}
-	l.gw.SetIssuers(push)
-}
-
-// handOver stops prev's poll loop (if any), then runs li's until it is
-// retired.
-func (l *liveIssuers) handOver(prev, li *liveIssuer) {
-	if prev != nil {
-		l.retire(prev)
-	}
-	li.run()
-}
-
-// retire stops an issuer's poll loop, waits for its final acknowledgement
-// and closes its verifier. A loop retired before it ran never polls.
-func (l *liveIssuers) retire(li *liveIssuer) {
-	li.stop()
-	<-li.done
-	li.closeVerifier()
-}
-
-// stopAll stops every poll loop (each finishes its batch and sends its
-// acknowledge-only request), bounded by ctx. Builds that finish later are
-// discarded.
-func (l *liveIssuers) stopAll(ctx context.Context) error {
-	l.swapMu.Lock()
-	all := l.cur.Load().sorted
-	l.cur.Store(newIssuerSet(map[string]*liveIssuer{}))
-	l.closed = true
-	l.swapMu.Unlock()
-	var wg sync.WaitGroup
-	for _, li := range all {
-		wg.Add(1)
-		go func() { defer wg.Done(); l.retire(li) }()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("poll loops did not stop in time: %w", ctx.Err())
-	}
-}
-
-// snapshot returns the running issuers, sorted by name. It takes no lock;
-// the slice is shared and must not be modified.
-func (l *liveIssuers) snapshot() []*liveIssuer {
-	return l.cur.Load().sorted
-}
-
-func sortedNames(m map[string]*liveIssuer) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // streamObserver tells an issuer's SSF stream manager about every
