@@ -148,7 +148,7 @@ func New(o Options) *Set {
 // leaves the old configuration in force and a slow issuer delays only
 // itself; then it swaps the set atomically (in-flight pushes finish on
 // the old issuers) and retires what was removed or replaced. Callers
-// serialise applies (the reload queue does); a cancelled ctx abandons
+// serialise applies (setgate's reload queue does); a cancelled ctx abandons
 // the builds and changes nothing.
 func (l *Set) Apply(ctx context.Context, specs []config.Issuer) error {
 	cur := l.cur.Load()

@@ -422,3 +422,66 @@ func TestApplyHeldBuildDoesNotBlockReads(t *testing.T) {
 		}
 	})
 }
+
+// TestApplySwapsChangedIssuersOnly: an Apply keeps an unchanged issuer's
+// running instance, replaces a changed one, adds new ones and drops
+// removed ones; the gateway is told the whole set, sorted by name.
+func TestApplySwapsChangedIssuersOnly(t *testing.T) {
+	key := newSigner(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := &ssfIssuer{jwks: map[string][]byte{"/jwks": key.jwks}}
+		aud := key.tx.Audience()
+		ts := newTestSet(t, h)
+		spec := func(name, aud string) config.Issuer {
+			return config.Issuer{Name: name, PushToken: name + "-token", Verify: verify.Config{Name: name, Issuer: idp,
+				Audience: []string{aud}, JWKSURI: "https://idp.example/jwks", Algorithms: []string{"ES256"}}}
+		}
+		registered := func() []string {
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			var names []string
+			for _, is := range ts.registered[len(ts.registered)-1] {
+				names = append(names, is.Source.Name)
+			}
+			return names
+		}
+		if err := ts.Apply(t.Context(), []config.Issuer{spec("globex", "a"), spec("acme", aud)}); err != nil {
+			t.Fatal(err)
+		}
+		acme, globex := ts.Get("acme"), ts.Get("globex")
+		if got := registered(); !slices.Equal(got, []string{"acme", "globex"}) {
+			t.Fatalf("registered: %v", got)
+		}
+
+		if err := ts.Apply(t.Context(), []config.Issuer{spec("acme", aud), spec("globex", "b"), spec("initech", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if ts.Get("acme") != acme {
+			t.Error("the unchanged issuer was rebuilt")
+		}
+		if ts.Get("globex") == globex || ts.Get("globex").Spec().Verify.Audience[0] != "b" {
+			t.Error("the changed issuer was not replaced")
+		}
+		if ts.Get("initech") == nil || ts.Len() != 3 {
+			t.Errorf("the new issuer is not running: %d issuers", ts.Len())
+		}
+		if got := registered(); !slices.Equal(got, []string{"acme", "globex", "initech"}) {
+			t.Fatalf("registered: %v", got)
+		}
+
+		if err := ts.Apply(t.Context(), []config.Issuer{spec("acme", aud)}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if ts.Get("globex") != nil || ts.Get("initech") != nil || ts.Get("acme") != acme {
+			t.Error("removed issuers still run, or the kept one was rebuilt")
+		}
+		if got := registered(); !slices.Equal(got, []string{"acme"}) {
+			t.Fatalf("registered: %v", got)
+		}
+		if err := ts.verifyWith(t, "acme", key.set(t)); err != nil {
+			t.Fatalf("the kept issuer's verifier: %v", err)
+		}
+	})
+}
