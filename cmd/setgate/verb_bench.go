@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -99,8 +100,8 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	fs := newVerbFlagSet("bench", "[flags]", stdout,
 		"Measure the push path (RFC 8935) and the poll path (RFC 8936): start an in-process gateway\n"+
 			"with embedded NATS and loopback transmitters (or target one with --url), pre-sign SETs\n"+
-			"(signing is not measured), drive the gateway, measure two ceilings on the same machine and\n"+
-			"NATS, and check that the stream holds exactly the acknowledged SETs (exit status 1 if not).\n"+
+			"(signing is not measured), drive the gateway, measure ceilings on the same machine and\n"+
+			"NATS (ceiling (0), plain golang-jwt parse+verify, also with --url), and check that the stream holds exactly the acknowledged SETs (exit status 1 if not).\n"+
 			"In-process, the SETGATE_* tuning variables apply (publish timeout, max concurrent,\n"+
 			"embedded sync, …); addresses, data directory, NATS and TLS are the bench's own.",
 		"PUBLISH_TIMEOUT", "MAX_CONCURRENT", "DUPLICATE_WINDOW", "EMBEDDED_SYNC", "LOG_LEVEL", "NATS_URL", "STREAM")
@@ -425,12 +426,15 @@ func pushReport(res *bench.LoadResult, before, after bench.Usage, pool int64, ev
 // ratios fills rep.Ratios from the rates measured.
 func (r *benchRun) ratios() {
 	rep := r.rep
-	var push, poll, a, b float64
+	var push, poll, plain, a, b float64
 	if rep.Push != nil {
 		push = rep.Push.SETsPerSec
 	}
 	if rep.Poll != nil {
 		poll = rep.Poll.SETsPerSec
+	}
+	if rep.PlainCeiling != nil {
+		plain = rep.PlainCeiling.SETsPerSec
 	}
 	if rep.VerifyCeiling != nil {
 		a = rep.VerifyCeiling.SETsPerSec
@@ -439,6 +443,7 @@ func (r *benchRun) ratios() {
 		b = rep.PublishCeiling.SETsPerSec
 	}
 	rep.Ratios = bench.Ratios{
+		PushToPlain: bench.Ratio(push, plain), VerifyToPlain: bench.Ratio(a, plain),
 		PushToVerify: bench.Ratio(push, a), PushToPublish: bench.Ratio(push, b),
 		PollToPush: bench.Ratio(poll, push), PollToPublish: bench.Ratio(poll, b),
 	}
@@ -613,6 +618,9 @@ func (r *benchRun) verifyCeiling(ctx context.Context, sources []*intake.Source) 
 	if err != nil {
 		return err
 	}
+	if err := r.plainCeiling(ctx, seed); err != nil {
+		return err
+	}
 	workers := runtime.GOMAXPROCS(0)
 	watch := bench.StartCPUWatch()
 	c := bench.Run(ctx, workers, r.o.ceiling, 0, func(ctx context.Context, i int) error {
@@ -625,6 +633,28 @@ func (r *benchRun) verifyCeiling(ctx context.Context, sources []*intake.Source) 
 	}
 	others, _ := watch.Others()
 	r.rep.VerifyCeiling = bench.NewCeilingReport(c, workers, others)
+	return nil
+}
+
+// plainCeiling measures ceiling (0): GOMAXPROCS goroutines parsing and
+// verifying the items (SET i signed by key (i / issuers) mod keys of
+// issuer i mod issuers, as [benchRun.sign] made them) with golang-jwt's
+// jwt.Parse and the signing key's public half, no HTTP, no NATS.
+func (r *benchRun) plainCeiling(ctx context.Context, items []bench.Item) error {
+	tokens := make([]string, len(items))
+	keys := make([]crypto.PublicKey, len(items))
+	for i, it := range items {
+		is := r.push[i%len(r.push)]
+		tokens[i], keys[i] = string(it.Body), is.keys[(i/len(r.push))%len(is.keys)].Signer.Public()
+	}
+	workers := runtime.GOMAXPROCS(0)
+	watch := bench.StartCPUWatch()
+	c := bench.Run(ctx, workers, r.o.ceiling, 0, bench.PlainJWT(r.rep.Alg, tokens, keys))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	others, _ := watch.Others()
+	r.rep.PlainCeiling = bench.NewCeilingReport(c, workers, others)
 	return nil
 }
 
@@ -780,8 +810,8 @@ func benchIssuers(push []*benchIssuer, pollI *benchIssuer, ps *transmitter.PollS
 	return specs
 }
 
-// benchRemote runs the bench against the gateway at --url: push only, no
-// ceilings; the check reads the stream when NATS is reachable.
+// benchRemote runs the bench against the gateway at --url: ceiling (0) in
+// this process, then push; the check reads the stream when NATS is reachable.
 func benchRemote(ctx context.Context, o benchOptions, vars map[string]string, stderr io.Writer) (*bench.Report, error) {
 	target, err := url.Parse(o.url)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
@@ -814,6 +844,13 @@ func benchRemote(ctx context.Context, o benchOptions, vars map[string]string, st
 		if from, err = bench.NextSeq(ctx, js, s.Stream); err != nil {
 			return nil, fmt.Errorf("%w (--check=false skips the check)", err)
 		}
+	}
+	_, seed, err := r.sign(ctx, r.push, benchSeedSETs, "ceiling (0)")
+	if err != nil {
+		return nil, err
+	}
+	if err := r.plainCeiling(ctx, seed); err != nil {
+		return nil, err
 	}
 	expect, err := r.warmUp(ctx)
 	if err != nil {

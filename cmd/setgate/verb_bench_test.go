@@ -43,11 +43,12 @@ func TestBenchShort(t *testing.T) {
 	}
 	for _, f := range []string{
 		"alg", "issuers", "concurrency", "gomaxprocs",
-		"ceiling_verify.sets_per_sec", "ceiling_verify_publish.sets_per_sec",
+		"ceiling_plain_jwt.sets_per_sec", "ceiling_verify.sets_per_sec", "ceiling_verify_publish.sets_per_sec",
 		"push.sets", "push.sets_per_sec", "push.events_per_sec",
 		"push.latency_ms.p50", "push.latency_ms.p90", "push.latency_ms.p99", "push.latency_ms.max",
 		"push.errors", "push.cpu_seconds", "push.peak_rss_mb", "push.jwks_fetches",
 		"poll.sets", "poll.sets_per_sec",
+		"ratios.push_to_ceiling_plain_jwt", "ratios.ceiling_verify_to_ceiling_plain_jwt",
 		"ratios.push_to_ceiling_verify", "ratios.push_to_ceiling_verify_publish", "ratios.poll_to_push",
 		"check.passed", "check.acknowledged", "check.messages",
 	} {
@@ -145,6 +146,9 @@ func TestBenchRemote(t *testing.T) {
 	}
 	if rep.Push == nil || rep.Push.SETs != 300 || rep.VerifyCeiling != nil || rep.Poll != nil || rep.Mode != "push" {
 		t.Errorf("want 300 SETs pushed and nothing else measured, got %+v", rep)
+	}
+	if c := rep.PlainCeiling; c == nil || c.SETs == 0 || c.Errors != 0 || rep.Ratios.PushToPlain == nil {
+		t.Errorf("want ceiling (0) measured without errors and push / ceiling (0) given, got %+v, %+v", c, rep.Ratios)
 	}
 }
 

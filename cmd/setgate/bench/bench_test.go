@@ -3,6 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -187,6 +191,42 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestPlainJWT checks ceiling (0)'s operation: SETs signed by Key.Sign
+// verify against their own public key and fail against another key or
+// when the algorithm is not the one allowed.
+func TestPlainJWT(t *testing.T) {
+	newKey := func() Key {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Key{ID: "k", Alg: "ES256", Signer: k}
+	}
+	k1, k2 := newKey(), newKey()
+	tok, err := k1.Sign(map[string]any{"iss": "https://tx.example/", "jti": "1", "iat": time.Now().Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		alg     string
+		key     crypto.PublicKey
+		wantErr bool
+	}{
+		{"own key", "ES256", k1.Signer.Public(), false},
+		{"another key", "ES256", k2.Signer.Public(), true},
+		{"algorithm not allowed", "RS256", k1.Signer.Public(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := PlainJWT(tt.alg, []string{string(tok)}, []crypto.PublicKey{tt.key})
+			if err := op(t.Context(), 3); (err != nil) != tt.wantErr {
+				t.Errorf("want error %v, got %v", tt.wantErr, err)
+			}
+		})
+	}
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -271,19 +311,23 @@ func TestArena(t *testing.T) {
 func TestReportText(t *testing.T) {
 	rep := &Report{
 		Target: "in-process", Issuers: 2, KeysPerIssuer: 1, Alg: "ES256", EventsPerSET: 1, Concurrency: 32,
+		PlainCeiling:   &CeilingReport{Goroutines: 2, SETsPerSec: 25000},
 		VerifyCeiling:  &CeilingReport{Goroutines: 2, SETsPerSec: 20000, OtherCPUCores: 0.5},
 		PublishCeiling: &CeilingReport{Goroutines: 32, SETsPerSec: 12000},
 		Push: &PushReport{SETsPerSec: 10000, Errors: map[string]int{"http 503": 2, "transport timeout": 5},
 			JWKSFetches: 0},
 		Check: &Verdict{Passed: true, Acked: 10, Messages: 10},
 	}
-	rep.Ratios = Ratios{PushToVerify: Ratio(10000, 20000), PushToPublish: Ratio(10000, 12000), PollToPush: Ratio(0, 10000)}
+	rep.Ratios = Ratios{PushToPlain: Ratio(10000, 25000), VerifyToPlain: Ratio(20000, 25000),
+		PushToVerify: Ratio(10000, 20000), PushToPublish: Ratio(10000, 12000), PollToPush: Ratio(0, 10000)}
 	var out bytes.Buffer
 	if err := rep.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"push / ceiling (a) 0.50, push / ceiling (b) 0.83\n", "transport timeout: 5, http 503: 2", "0 fetches",
+		"push / ceiling (0) 0.40, push / ceiling (a) 0.50, push / ceiling (b) 0.83, ceiling (a) / ceiling (0) 0.80\n",
+		"ceiling (0)       25000 SETs/s  golang-jwt v5 jwt.Parse, ES256, fixed public key, 2 goroutines",
+		"transport timeout: 5, http 503: 2", "0 fetches",
 		"PASS: the stream holds the 10 acknowledged SETs once each", "(other processes: 0.50 cores)",
 	} {
 		if !strings.Contains(out.String(), want) {

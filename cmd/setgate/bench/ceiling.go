@@ -2,9 +2,12 @@ package bench
 
 import (
 	"context"
+	"crypto"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Ceiling is the outcome of one in-process measurement by [Run].
@@ -62,4 +65,19 @@ func Run(ctx context.Context, workers int, d time.Duration, limit int, op func(c
 	}
 	wg.Wait()
 	return Ceiling{OK: int(ok.Load()), Failed: int(failed.Load()), Elapsed: time.Since(start), FirstErr: firstErr}
+}
+
+// PlainJWT returns the operation of ceiling (0) for [Run]: call i parses
+// and verifies tokens[i mod len(tokens)] with golang-jwt v5's jwt.Parse
+// (default claims validation, only alg allowed) against keys[i mod
+// len(keys)], a public key fixed in advance: no key lookup, no SET
+// profile checks. It is what a minimal JWT receiver costs on the same
+// machine, the yardstick of the whole push path.
+func PlainJWT(alg string, tokens []string, keys []crypto.PublicKey) func(ctx context.Context, i int) error {
+	only := jwt.WithValidMethods([]string{alg})
+	return func(_ context.Context, i int) error {
+		key := keys[i%len(keys)]
+		_, err := jwt.Parse(tokens[i%len(tokens)], func(*jwt.Token) (any, error) { return key, nil }, only)
+		return err
+	}
 }

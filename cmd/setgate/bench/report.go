@@ -28,6 +28,10 @@ type Report struct {
 	NumCPU      int       `json:"num_cpu"`
 	LoadAverage []float64 `json:"load_average"`
 
+	// PlainCeiling is ceiling (0): golang-jwt v5 jwt.Parse of the same
+	// SETs against a fixed public key, all cores, in the bench process (so
+	// also against a remote gateway, measured while it is idle).
+	PlainCeiling *CeilingReport `json:"ceiling_plain_jwt,omitempty"`
 	// VerifyCeiling is ceiling (a): verification only, all cores, no HTTP
 	// and no NATS. PublishCeiling is ceiling (b): verification and
 	// JetStream publish with PubAck, no HTTP. Nil against a remote gateway.
@@ -167,6 +171,10 @@ type PollReport struct {
 
 // Ratios compare the runs; each is nil when a side was not measured.
 type Ratios struct {
+	// PushToPlain is push over ceiling (0); VerifyToPlain ceiling (a)
+	// over ceiling (0): setgate's verification against a plain JWT parse.
+	PushToPlain   *float64 `json:"push_to_ceiling_plain_jwt,omitempty"`
+	VerifyToPlain *float64 `json:"ceiling_verify_to_ceiling_plain_jwt,omitempty"`
 	PushToVerify  *float64 `json:"push_to_ceiling_verify,omitempty"`
 	PushToPublish *float64 `json:"push_to_ceiling_verify_publish,omitempty"`
 	PollToPush    *float64 `json:"poll_to_push,omitempty"`
@@ -198,6 +206,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if m := r.Memory; m != nil {
 		fmt.Fprintf(tw, "memory\t%+.1f MB Go heap\t%+.1f MB RSS to start the gateway with %d issuer(s) (%.1f KB heap per issuer, fixed part included); process %.1f MB heap, %.1f MB RSS after\n",
 			m.HeapMB, m.RSSMB, m.Issuers, m.HeapPerIssuerKB, m.HeapAfterMB, m.RSSAfterMB)
+	}
+	if c := r.PlainCeiling; c != nil {
+		fmt.Fprintf(tw, "ceiling (0)\t%8.0f SETs/s\tgolang-jwt v5 jwt.Parse, %s, fixed public key, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, r.Alg, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
 	}
 	if c := r.VerifyCeiling; c != nil {
 		fmt.Fprintf(tw, "ceiling (a)\t%8.0f SETs/s\tverify only, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
@@ -252,10 +263,12 @@ func (r Ratios) text() string {
 			parts = append(parts, fmt.Sprintf("%s %.2f", name, *v))
 		}
 	}
+	add("push / ceiling (0)", r.PushToPlain)
 	add("push / ceiling (a)", r.PushToVerify)
 	add("push / ceiling (b)", r.PushToPublish)
 	add("poll / push", r.PollToPush)
 	add("poll / ceiling (b)", r.PollToPublish)
+	add("ceiling (a) / ceiling (0)", r.VerifyToPlain)
 	if len(parts) == 0 {
 		return "none (nothing to compare)"
 	}
