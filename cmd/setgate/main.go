@@ -73,8 +73,16 @@ func run(ctx context.Context, args []string, vars map[string]string, stdout, std
 	switch cmd {
 	case "serve":
 		fs := newFlagSet("serve", stdout, "Run the gateway. Configuration comes from these environment variables:")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process (go tool pprof) to this file until it exits (README \"Performance\")")
 		if err := fs.Parse(args); err != nil {
 			return err
+		}
+		if *cpuProfile != "" {
+			stop, err := startCPUProfile(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		s, err := config.Load(vars)
 		if err != nil {

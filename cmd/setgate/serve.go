@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +69,25 @@ func serve(ctx context.Context, s config.Settings, vars map[string]string, log *
 		started(app)
 	}
 	return app.Run(ctx)
+}
+
+// startCPUProfile profiles the whole process (gateway and, in embedded
+// mode, the NATS server) into the file at path until stop is called:
+// setgate serve --cpuprofile, to split the CPU a SET costs under load
+// from a separate load generator (README "Performance").
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // NewApp starts the parts in order: listeners (bound, not yet serving),
