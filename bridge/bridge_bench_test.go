@@ -40,3 +40,21 @@ func BenchmarkSubjectsFor(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMessage is the per-event cost of building a message: the
+// envelope's JSON, the subject and the headers, without NATS.
+func BenchmarkMessage(b *testing.B) {
+	subjects, err := NewSubjects("secevent")
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := &Bridge{subjects: subjects}
+	set := testSET("bench-1", sessionRevoked)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.message("acme", nil, set, set.Events[0], DeliveryPush, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

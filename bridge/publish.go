@@ -240,20 +240,27 @@ func (b *Bridge) message(issuerName string, overrides map[string]string, set *ve
 	if len(env.Event) == 0 {
 		env.Event = json.RawMessage("{}")
 	}
-	body, err := json.Marshal(env)
+	body, err := appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: encode envelope of %s event %s: %w", set.JTI, ev.Type, err)
 	}
-	m := nats.NewMsg(b.subjects.For(issuerName, ev.Type, overrides))
-	m.Data = body
-	m.Header.Set("Content-Type", "application/json")
-	m.Header.Set(jetstream.MsgIDHeader, MsgID(set.Iss, set.JTI, ev.Type))
-	m.Header.Set(HeaderIssuer, issuerName)
-	m.Header.Set(HeaderIss, set.Iss)
-	m.Header.Set(HeaderJTI, set.JTI)
-	m.Header.Set(HeaderEventType, ev.Type)
-	m.Header.Set(HeaderDelivery, string(d))
-	return m, nil
+	// The header names are canonical already (what Header.Set would
+	// make of them); the values share one backing array.
+	v := [...]string{"application/json", MsgID(set.Iss, set.JTI, ev.Type), issuerName, set.Iss, set.JTI, ev.Type, string(d)}
+	vals := v[:]
+	return &nats.Msg{
+		Subject: b.subjects.For(issuerName, ev.Type, overrides),
+		Data:    body,
+		Header: nats.Header{
+			"Content-Type":        vals[0:1:1],
+			jetstream.MsgIDHeader: vals[1:2:2],
+			HeaderIssuer:          vals[2:3:3],
+			HeaderIss:             vals[3:4:4],
+			HeaderJTI:             vals[4:5:5],
+			HeaderEventType:       vals[5:6:6],
+			HeaderDelivery:        vals[6:7:7],
+		},
+	}, nil
 }
 
 // Rejection is the JSON body announced on [RejectionSubject] for a
