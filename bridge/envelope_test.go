@@ -99,7 +99,7 @@ func TestMessageHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Bridge{subjects: subjects}
+	b := &Bridge{subjects: subjects, cfg: Config{Stream: "SECEVENTS"}}
 	set := testSET("", sessionRevoked)
 	at := time.Now()
 	m, err := b.message("acme", nil, set, set.Events[0], DeliveryPoll, at)
@@ -113,7 +113,8 @@ func TestMessageHeaders(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"Content-Type": "application/json", "Nats-Msg-Id": MsgID(set.Iss, set.JTI, sessionRevoked),
-		HeaderIssuer: "acme", HeaderIss: set.Iss, HeaderJTI: set.JTI, HeaderEventType: sessionRevoked, HeaderDelivery: "poll",
+		"Nats-Expected-Stream": b.cfg.Stream,
+		HeaderIssuer:           "acme", HeaderIss: set.Iss, HeaderJTI: set.JTI, HeaderEventType: sessionRevoked, HeaderDelivery: "poll",
 	} {
 		if got := m.Header.Get(name); got != want || len(m.Header[name]) != 1 {
 			t.Errorf("header %s: want [%q], got %q", name, want, m.Header[name])

@@ -156,10 +156,11 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 
 // publish sends msgs to JetStream and waits for every acknowledgement.
 func (b *Bridge) publish(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
-	expect := jetstream.WithExpectStream(b.cfg.Stream)
+	// Each message carries the expected stream header itself (see
+	// message), so no publish options are needed.
 	acks := make([]*jetstream.PubAck, len(msgs))
 	if len(msgs) == 1 {
-		ack, err := b.js.PublishMsg(ctx, msgs[0], expect)
+		ack, err := b.js.PublishMsg(ctx, msgs[0])
 		if err != nil {
 			return nil, unavailable(msgs[0].Subject, err)
 		}
@@ -169,7 +170,7 @@ func (b *Bridge) publish(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.Pu
 
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := b.js.PublishMsgAsync(m, expect)
+		f, err := b.js.PublishMsgAsync(m)
 		if err != nil {
 			return nil, unavailable(m.Subject, err)
 		}
@@ -246,7 +247,7 @@ func (b *Bridge) message(issuerName string, overrides map[string]string, set *ve
 	}
 	// The header names are canonical already (what Header.Set would
 	// make of them); the values share one backing array.
-	v := [...]string{"application/json", MsgID(set.Iss, set.JTI, ev.Type), issuerName, set.Iss, set.JTI, ev.Type, string(d)}
+	v := [...]string{"application/json", MsgID(set.Iss, set.JTI, ev.Type), issuerName, set.Iss, set.JTI, ev.Type, string(d), b.cfg.Stream}
 	vals := v[:]
 	return &nats.Msg{
 		Subject: b.subjects.For(issuerName, ev.Type, overrides),
@@ -259,6 +260,9 @@ func (b *Bridge) message(issuerName string, overrides map[string]string, set *ve
 			HeaderJTI:             vals[4:5:5],
 			HeaderEventType:       vals[5:6:6],
 			HeaderDelivery:        vals[6:7:7],
+			// What jetstream.WithExpectStream would add: JetStream
+			// refuses the message unless this stream takes it.
+			jetstream.ExpectedStreamHeader: vals[7:8:8],
 		},
 	}, nil
 }
