@@ -21,7 +21,8 @@ import (
 
 // pushRig is the whole push path in one process: embedded NATS with
 // JetStream on a temp dir, a transmitter with a real JWKS, a verifier, the
-// intake pipeline and the gateway behind a real HTTP server.
+// intake pipeline with the metrics observer and the gateway behind a real
+// HTTP server.
 type pushRig struct {
 	tx     *transmitter.Transmitter
 	in     *intake.Pipeline
@@ -56,8 +57,11 @@ func newPushRig(tb testing.TB, sync string) *pushRig {
 	}
 	tb.Cleanup(v.Close)
 	src := &intake.Source{Name: "acme", Verifier: v}
-	in := intake.New(intake.Config{Publisher: br, Logger: log})
-	gw := gateway.New(gateway.Config{Intake: in, Ready: br.Ready, Logger: log, MaxConcurrent: 4096})
+	// Metrics as setgate serve wires them: request timing on the gateway,
+	// counting as the pipeline's observer.
+	metrics := gateway.NewMetrics()
+	in := intake.New(intake.Config{Publisher: br, Logger: log, Observers: []intake.Observer{metrics}})
+	gw := gateway.New(gateway.Config{Intake: in, Ready: br.Ready, Logger: log, MaxConcurrent: 4096, Metrics: metrics})
 	gw.SetIssuers([]gateway.Issuer{{Source: src, Push: gateway.NewCredential("bench-token")}})
 	srv := httptest.NewServer(gw.Handler())
 	tb.Cleanup(srv.Close)

@@ -114,6 +114,17 @@ func (s *Server) lookup(name string) *issuer {
 
 var setMediaTypes = map[string]bool{"application/secevent+jwt": true, "application/jwt": true}
 
+// isSETMediaType reports whether a Content-Type names a SET (RFC 8935
+// §2: application/secevent+jwt; application/jwt is tolerated). The bare
+// type, the common case, is matched without parsing.
+func isSETMediaType(ct string) bool {
+	if setMediaTypes[ct] {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && setMediaTypes[mt]
+}
+
 // handlePush implements RFC 8935 for one issuer.
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	if id := middleware.GetReqID(r.Context()); id != "" {
@@ -142,7 +153,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "", "Too many SETs for this issuer; retry after the time given.")
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !setMediaTypes[mt] {
+	if !isSETMediaType(r.Header.Get("Content-Type")) {
 		writeError(w, http.StatusUnsupportedMediaType, verify.CodeInvalidRequest, "Content-Type must be application/secevent+jwt.")
 		return
 	}
@@ -150,7 +161,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, verify.CodeInvalidRequest, "The SET is larger than this receiver accepts.")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -197,6 +208,29 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		}
 		s.cfg.Logger.ErrorContext(r.Context(), "push failed", "issuer", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "", "Internal error; retry later.")
+	}
+}
+
+// readBody reads r to its end like io.ReadAll, starting with room for the
+// declared length (at most the body cap, checked before) so that a SET
+// sent with Content-Length is read into one allocation.
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	if declared <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, declared+1) // +1: room to see EOF without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: let it grow
+		}
 	}
 }
 
