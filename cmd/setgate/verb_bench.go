@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,7 +42,8 @@ const (
 	benchPoolHeadroom   = 1.1              // push pool: SETs expected at ceiling (b) × this
 	benchShortSETs      = 500
 	benchShortCeiling   = time.Second
-	benchWarmUpDuration = time.Second // --url: first run that sizes the pool
+	benchWarmUpDuration = time.Second     // --url: first run that sizes the pool
+	benchMetricsTimeout = 5 * time.Second // --metrics-url: bound on one reading
 )
 
 // benchOptions are the flags of "setgate bench".
@@ -66,6 +68,11 @@ type benchOptions struct {
 
 	// natsPasswordFile logs the check in as user consumer (--password-file).
 	natsPasswordFile string
+
+	// metricsURL is the remote gateway's admin /metrics, read every
+	// metricsEvery during the push run for its resident set.
+	metricsURL   string
+	metricsEvery time.Duration
 }
 
 // benchVerb runs "setgate bench": it measures the push path (and the poll
@@ -125,6 +132,8 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.tokenFile, "token-file", "", "with --url: file holding the push bearer token")
 	fs.StringVar(&o.natsURL, "nats", "", "with --url: NATS of the gateway, for the check (default $SETGATE_NATS_URL, else nats://$SETGATE_EMBEDDED_NATS_ADDR)")
 	fs.StringVar(&o.natsPasswordFile, "password-file", "", "with --url: log in to the gateway's embedded NATS as user consumer with this password file (default as setgate tail)")
+	fs.StringVar(&o.metricsURL, "metrics-url", "", "with --url: the gateway's admin /metrics (e.g. http://127.0.0.1:9090/metrics); its process_resident_memory_bytes is read when the push run starts, every --metrics-every and at the end")
+	fs.DurationVar(&o.metricsEvery, "metrics-every", time.Minute, "with --metrics-url: time between two readings of the gateway's RSS")
 	fs.BoolVar(&o.check, "check", true, "with --url: read the stream afterwards (--check=false skips the correctness check)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -166,8 +175,15 @@ func (o *benchOptions) normalize() error {
 		return errors.New("bench: --url measures push only (the poll mode needs the in-process gateway and transmitter)")
 	case o.url != "" && (o.keyFile == "" || o.iss == ""):
 		return errors.New("bench: --url needs --key and --iss (and usually --aud and --token-file), as setgate send")
-	case o.url == "" && (o.keyFile != "" || o.iss != "" || o.aud != "" || o.kid != "" || o.tokenFile != "" || o.natsURL != "" || o.natsPasswordFile != ""):
-		return errors.New("bench: --key, --iss, --aud, --kid, --token-file, --nats and --password-file go with --url")
+	case o.url == "" && (o.keyFile != "" || o.iss != "" || o.aud != "" || o.kid != "" || o.tokenFile != "" || o.natsURL != "" || o.natsPasswordFile != "" || o.metricsURL != ""):
+		return errors.New("bench: --key, --iss, --aud, --kid, --token-file, --nats, --password-file and --metrics-url go with --url")
+	case o.metricsEvery <= 0:
+		return errors.New("bench: --metrics-every must be positive")
+	}
+	if o.metricsURL != "" {
+		if u, err := url.Parse(o.metricsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("bench: --metrics-url %q is not an http(s) URL", o.metricsURL)
+		}
 	}
 	return nil
 }
@@ -387,11 +403,18 @@ func (r *benchRun) runPush(ctx context.Context, expectRate float64, scope string
 	if r.o.count > 0 {
 		duration = 0
 	}
+	var rss *bench.RSSSampler
+	if r.o.metricsURL != "" {
+		rss = bench.StartRSSSampler(ctx, &http.Client{Timeout: benchMetricsTimeout}, r.o.metricsURL, r.o.metricsEvery)
+	}
 	res, err := bench.Push(ctx, bench.LoadConfig{
 		Targets: r.targets, Concurrency: r.o.concurrency, Duration: duration, Rate: r.o.rate, Progress: r.stderr, Label: "push",
 	}, items)
 	after := bench.ReadUsage()
 	others, _ := watch.Others()
+	if rss != nil {
+		r.rep.GatewayRSS = rss.Stop(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bench: push: %w", err)
 	}

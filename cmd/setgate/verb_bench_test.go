@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +154,66 @@ func TestBenchRemote(t *testing.T) {
 	}
 }
 
+// TestBenchMetricsURL: with --metrics-url the remote run reads the
+// gateway's resident set from its admin /metrics when the push run starts,
+// every --metrics-every and at the end, and reports the readings in the
+// JSON report and as a table in the text report.
+func TestBenchMetricsURL(t *testing.T) {
+	keyPath, tokenFile, issuers := verbKeyIssuer(t)
+	app := benchTestGateway(t, map[string]string{
+		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
+		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
+	})
+	metricsURL := "http://" + app.adminLn.Addr().String() + "/metrics"
+	args := []string{"bench", "--url", app.pushURL + "/events/acme", "--key", keyPath, "--iss", "https://tx.example/", "--aud", verbAudience,
+		"--token-file", tokenFile, "--nats", app.br.ClientURL(), "--password-file", app.br.ConsumerPasswordFile(), "--count", "200", "--concurrency", "4",
+		"--metrics-url", metricsURL, "--metrics-every", "5ms"}
+
+	for _, asJSON := range []bool{true, false} {
+		var out, errOut verbBuffer
+		if err := run(t.Context(), append(args, "--json="+strconv.FormatBool(asJSON)), map[string]string{}, &out, &errOut); err != nil {
+			t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+		}
+		if !asJSON {
+			for _, want := range []string{"gateway RSS", "process_resident_memory_bytes from " + metricsURL, "minute", "RSS MB"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("want %q in the text report, got:\n%s", want, out.String())
+				}
+			}
+			continue
+		}
+		var rep bench.Report
+		if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+			t.Fatal(err)
+		}
+		g := rep.GatewayRSS
+		// One reading at the start and one at the end at least; how many
+		// ticks fall in between depends on the machine's speed.
+		if g == nil || len(g.Samples) < 2 || g.URL != metricsURL || g.IntervalSeconds != 0.005 {
+			t.Fatalf("want at least two readings of %s every 5ms, got %+v", metricsURL, g)
+		}
+		var maxMB float64
+		for i, x := range g.Samples {
+			if x.Error != "" || x.RSSMB <= 0 {
+				t.Errorf("reading %d: want a resident set, got %+v", i, x)
+			}
+			if i > 0 && x.Seconds < g.Samples[i-1].Seconds {
+				t.Errorf("reading %d: want readings in order, got %v after %v", i, x.Seconds, g.Samples[i-1].Seconds)
+			}
+			if math.Abs(x.Minute-x.Seconds/60) > 1e-9 {
+				t.Errorf("reading %d: want minute = seconds / 60, got %v and %v", i, x.Minute, x.Seconds)
+			}
+			maxMB = max(maxMB, x.RSSMB)
+		}
+		if g.MaxMB != maxMB {
+			t.Errorf("want max %v, got %v", maxMB, g.MaxMB)
+		}
+		if rep.Check == nil || !rep.Check.Passed {
+			t.Errorf("want the check passed, got %+v", rep.Check)
+		}
+	}
+}
+
 // benchTestGateway runs serve with vars until the test ends.
 func benchTestGateway(tb testing.TB, vars map[string]string) *App {
 	tb.Helper()
@@ -191,6 +253,9 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"url without key", []string{"--url", "http://127.0.0.1:1/events/a"}, "--url needs --key and --iss"},
 		{"url with poll", []string{"--url", "http://127.0.0.1:1/events/a", "--mode", "both"}, "--url measures push only"},
 		{"key without url", []string{"--key", "k.pem"}, "go with --url"},
+		{"metrics without url", []string{"--metrics-url", "http://127.0.0.1:9090/metrics"}, "go with --url"},
+		{"metrics not http", []string{"--url", "http://127.0.0.1:1/events/a", "--key", "k.pem", "--iss", "x", "--metrics-url", "127.0.0.1:9090"}, "--metrics-url \"127.0.0.1:9090\" is not an http(s) URL"},
+		{"metrics every zero", []string{"--metrics-every", "0s"}, "--metrics-every must be positive"},
 		{"argument", []string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

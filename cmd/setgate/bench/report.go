@@ -41,8 +41,11 @@ type Report struct {
 	// issuers; nil against a remote gateway.
 	Memory *MemoryReport `json:"memory,omitempty"`
 	Push   *PushReport   `json:"push,omitempty"`
-	Poll   *PollReport   `json:"poll,omitempty"`
-	Ratios Ratios        `json:"ratios"`
+	// GatewayRSS is the gateway's resident set during the push run, read
+	// from its /metrics (--metrics-url); nil when not asked for.
+	GatewayRSS *RSSReport  `json:"gateway_rss,omitempty"`
+	Poll       *PollReport `json:"poll,omitempty"`
+	Ratios     Ratios      `json:"ratios"`
 
 	// Check is the correctness check; nil when it was skipped, with the
 	// reason in CheckSkipped.
@@ -219,6 +222,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if p := r.Push; p != nil {
 		r.writePush(tw, p)
 	}
+	if g := r.GatewayRSS; g != nil {
+		writeRSS(tw, g)
+	}
 	if p := r.Poll; p != nil {
 		fmt.Fprintf(tw, "poll\t%8.0f SETs/s\t%d events/s, %d SETs acknowledged in %.1f s (maxEvents %d)%s", p.SETsPerSec, int(p.EventsPerSec+0.5), p.SETs, p.Seconds, p.MaxEvents, othersNote(p.OtherCPUCores))
 		if p.Reported > 0 || p.Error != "" {
@@ -252,6 +258,20 @@ func (r *Report) writePush(w io.Writer, p *PushReport) {
 	fmt.Fprintf(w, "  memory\t%.0f MB peak RSS\tduring the run; %.0f MB before it, of which %.0f MB pre-signed SETs\n", p.PeakRSSMB, p.RSSBeforeMB, p.PoolMB)
 	if p.JWKSFetches >= 0 {
 		fmt.Fprintf(w, "  JWKS\t%d fetches\tduring the run\n", p.JWKSFetches)
+	}
+}
+
+// writeRSS prints the gateway's resident set readings as a small table.
+func writeRSS(w io.Writer, g *RSSReport) {
+	fmt.Fprintf(w, "gateway RSS\t%.0f MB max\t%s from %s, every %s and at the end\n",
+		g.MaxMB, rssMetric, g.URL, time.Duration(g.IntervalSeconds*float64(time.Second)))
+	fmt.Fprintf(w, "  minute\tRSS MB\n")
+	for _, x := range g.Samples {
+		if x.Error != "" {
+			fmt.Fprintf(w, "  %.1f\t—\t%s\n", x.Minute, x.Error)
+			continue
+		}
+		fmt.Fprintf(w, "  %.1f\t%.1f\n", x.Minute, x.RSSMB)
 	}
 }
 
