@@ -89,8 +89,8 @@ func TestPublishSET(t *testing.T) {
 			t.Errorf("header %s: want %q, got %q", k, v, got)
 		}
 	}
-	if id := m.Header.Get(jetstream.MsgIDHeader); len(id) != 64 {
-		t.Errorf("want a 64 hex digit Nats-Msg-Id, got %q", id)
+	if id := m.Header.Get(jetstream.MsgIDHeader); len(id) != 24 {
+		t.Errorf("want a 24-character Nats-Msg-Id, got %q", id)
 	}
 
 	// The body has exactly the documented members.

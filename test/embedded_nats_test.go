@@ -3,7 +3,7 @@ package test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -94,7 +94,7 @@ func TestEmbeddedNATSClosed(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte(g.acme.Issuer() + "\x00" + nextJTI + "\x00" + transmitter.SessionRevoked))
 	fake := nats.NewMsg("secevent.caep.session-revoked.acme")
-	fake.Header.Set(jetstream.MsgIDHeader, hex.EncodeToString(sum[:]))
+	fake.Header.Set(jetstream.MsgIDHeader, base64.RawURLEncoding.EncodeToString(sum[:18]))
 	fake.Data = []byte(`{"issuer":"acme","jti":"` + nextJTI + `","event_type":"` + transmitter.SessionRevoked + `"}`)
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
 	attempts := []struct {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -269,7 +269,7 @@ func checkPolled(t *testing.T, m stored, r *pollRig, s sentSET) {
 		"Setgate-Jti":        s.jti,
 		"Setgate-Event-Type": s.eventType,
 		"Setgate-Delivery":   "poll",
-		"Nats-Msg-Id":        hex.EncodeToString(sum[:]),
+		"Nats-Msg-Id":        base64.RawURLEncoding.EncodeToString(sum[:18]),
 	} {
 		if got := m.Header.Get(k); got != v {
 			t.Errorf("jti %s: header %s: want %q, got %q", s.jti, k, v, got)

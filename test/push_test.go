@@ -2,6 +2,7 @@ package test
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -105,7 +106,7 @@ func checkHeaders(t *testing.T, m stored, iss, jti, eventType string) {
 		"Setgate-Jti":        jti,
 		"Setgate-Event-Type": eventType,
 		"Setgate-Delivery":   "push",
-		"Nats-Msg-Id":        hex.EncodeToString(sum[:]),
+		"Nats-Msg-Id":        base64.RawURLEncoding.EncodeToString(sum[:18]),
 	}
 	for k, v := range want {
 		if got := m.Header.Get(k); got != v {
