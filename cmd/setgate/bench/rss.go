@@ -22,7 +22,8 @@ const metricsReadLimit = 4 << 20
 
 // RSSReport is the gateway's resident set during the push run, read from
 // its /metrics (the process collector's process_resident_memory_bytes)
-// when the run started, every IntervalSeconds, and when it ended.
+// when the run started, every IntervalSeconds, and when it ended (unless
+// a periodic reading was taken just then).
 type RSSReport struct {
 	URL             string      `json:"metrics_url"`
 	IntervalSeconds float64     `json:"interval_seconds"`
@@ -82,11 +83,17 @@ func StartRSSSampler(ctx context.Context, client *http.Client, url string, inter
 }
 
 // Stop ends the periodic readings (waiting for one in flight), takes a
-// last one and reports them all. Call it once.
+// last one unless one was just taken (a run of whole intervals ends on a
+// tick), and reports them all. Call it once.
 func (s *RSSSampler) Stop(ctx context.Context) *RSSReport {
 	close(s.stop)
 	<-s.done
-	s.sample(ctx)
+	s.mu.Lock()
+	last := s.samples[len(s.samples)-1]
+	s.mu.Unlock()
+	if time.Since(s.start).Seconds()-last.Seconds >= min(time.Second, s.interval/10).Seconds() {
+		s.sample(ctx)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rep := &RSSReport{URL: s.url, IntervalSeconds: s.interval.Seconds(), Samples: s.samples}
