@@ -13,7 +13,7 @@ func TestLoadSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.HTTPAddr != ":8080" || s.AdminAddr != ":9090" || s.Stream != "SECEVENTS" || s.SubjectPrefix != "secevent" ||
-		!s.StreamManage || s.StreamReplicas != 1 || s.StreamMaxAge != 168*time.Hour || s.DuplicateWindow != time.Hour ||
+		!s.StreamManage || s.StreamReplicas != 1 || s.StreamMaxAge != 168*time.Hour || s.DuplicateWindow != 90*time.Second ||
 		s.MaxBodyBytes != 65536 || s.LogLevel != "info" || s.LogFormat != "json" || s.ShutdownTimeout != 20*time.Second ||
 		s.EmbeddedNATSAddr != "127.0.0.1:4222" || s.DataDir != "./data" || s.EmbeddedSync != "always" || s.EmbeddedNATSPass != "" {
 		t.Fatalf("defaults differ from the README's Environment table: %+v", s)
