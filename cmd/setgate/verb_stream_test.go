@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/setgate/setgate/internal/ssfadmin"
 	"github.com/setgate/setgate/internal/transmitter"
 )
 
@@ -110,7 +111,7 @@ func decodeStreamJSON[T any](tb testing.TB, out string) T {
 type streamEnsureOut struct {
 	Issuer string     `json:"issuer"`
 	Result string     `json:"result"`
-	Stream streamView `json:"stream"`
+	Stream ssfadmin.StreamView `json:"stream"`
 }
 
 func countCalls(tr *transmitter.SSFTransmitter, call string) int {
@@ -141,7 +142,7 @@ func TestStreamGet(t *testing.T) {
 	got := decodeStreamJSON[struct {
 		Issuer                string       `json:"issuer"`
 		ConfigurationEndpoint string       `json:"configuration_endpoint"`
-		Streams               []streamView `json:"streams"`
+		Streams               []ssfadmin.StreamView `json:"streams"`
 	}](t, mustStream(t, vars, "get", "--json", "--issuers", file)) // flags after the action
 	if got.Issuer != "acme" || got.ConfigurationEndpoint != tr.ConfigurationEndpoint() || len(got.Streams) != 2 {
 		t.Fatalf("want 2 streams of acme, got %+v", got)

@@ -2,32 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/setgate/setgate/verify"
+	"github.com/setgate/setgate/internal/ssfadmin"
 )
-
-// subjectMembers are the member flags of "setgate subject": each sets the
-// subject identifier member of the same name (RFC 9493 §3.2; SSF 1.0 §3),
-// "-" read as "_" where the member has one.
-var subjectMembers = []struct{ flag, member, help string }{
-	{"email", "email", "email format: the address"},
-	{"phone-number", "phone_number", "phone_number format: the E.164 number"},
-	{"iss", "iss", "iss_sub and jwt_id formats: the issuer"},
-	{"sub", "sub", "iss_sub format: the subject"},
-	{"id", "id", "opaque format: the identifier"},
-	{"uri", "uri", "account (acct: URI) and uri formats: the URI"},
-	{"url", "url", "did format: the DID URL"},
-	{"jti", "jti", "jwt_id format: the JWT ID"},
-	{"assertion-id", "assertion_id", "saml_assertion_id format: the assertion ID (its issuer: --member issuer=…)"},
-}
 
 // memberFlags collects repeated --member name=value flags.
 type memberFlags []string
@@ -56,9 +39,9 @@ func subjectVerb(ctx context.Context, args []string, vars map[string]string, std
 	verified := fs.Bool("verified", false, "add: send verified: true (the receiver has verified the subject; SSF 1.0 §8.1.3.2)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	timeout := fs.Duration("timeout", time.Minute, "bound on the whole command")
-	values := make(map[string]*string, len(subjectMembers))
-	for _, m := range subjectMembers {
-		values[m.member] = fs.String(m.flag, "", m.help)
+	values := make(map[string]*string)
+	for _, m := range ssfadmin.SubjectMembers() {
+		values[m.Member] = fs.String(m.Flag, "", m.Help)
 	}
 	var members memberFlags
 	fs.Var(&members, "member", "any other member as name=value (repeatable)")
@@ -79,22 +62,17 @@ func subjectVerb(ctx context.Context, args []string, vars map[string]string, std
 	if setVerified && action != "add" {
 		return fail(errors.New("--verified is only for add"))
 	}
-	subject, err := buildSubject(*format, *raw, values, members, ips)
+	in := ssfadmin.SubjectInput{Format: *format, Raw: *raw, Values: map[string]string{}, Members: members, IPs: ips}
+	for k, v := range values {
+		in.Values[k] = *v
+	}
+	subject, err := ssfadmin.BuildSubject(in)
 	if err != nil {
 		return fail(err)
 	}
-
-	sc, _, err := openStreamCommand(ctx, vars, *issuersPath, *name, *timeout, stdout, stderr)
-	if err != nil {
-		return fail(err)
-	}
-	defer sc.cancel()
-	ctx = sc.ctx
-	fail = func(err error) error { return fmt.Errorf("subject %s: issuer %q: %w", action, sc.spec.Name, err) }
-	if *streamID != "" {
-		sc.cfg.StreamID = *streamID
-	}
-	id, err := sc.streamID(ctx)
+	ctx, cancel := withTimeout(ctx, *timeout)
+	defer cancel()
+	admin, _, err := openStreamAdmin(ctx, vars, *issuersPath, *name, *streamID, *asJSON, stdout, stderr)
 	if err != nil {
 		return fail(err)
 	}
@@ -103,69 +81,12 @@ func subjectVerb(ctx context.Context, args []string, vars map[string]string, std
 		if setVerified {
 			v = verified
 		}
-		err = sc.client.AddSubject(ctx, id, subject, v)
+		err = admin.AddSubject(ctx, subject, v)
 	} else {
-		err = sc.client.RemoveSubject(ctx, id, subject)
+		err = admin.RemoveSubject(ctx, subject)
 	}
 	if err != nil {
-		return fail(err)
+		return fmt.Errorf("subject %s: issuer %q: %w", action, admin.Issuer().Name, err)
 	}
-	done := map[string]string{"add": "added to", "remove": "removed from"}[action]
-	if *asJSON {
-		sc.json = true
-		return sc.printJSON(struct {
-			Issuer   string          `json:"issuer"`
-			StreamID string          `json:"stream_id"`
-			Action   string          `json:"action"`
-			Subject  json.RawMessage `json:"subject"`
-		}{sc.spec.Name, id, action, subject})
-	}
-	fmt.Fprintf(stdout, "issuer %s: subject %s %s stream %s\n", sc.spec.Name, subject, done, id)
 	return nil
-}
-
-// buildSubject makes the subject identifier object from --subject, or
-// from --format and the member flags, and checks it as a strict issuer
-// checks a sub_id.
-func buildSubject(format, raw string, values map[string]*string, members, ips memberFlags) (json.RawMessage, error) {
-	given := slices.ContainsFunc(subjectMembers, func(m struct{ flag, member, help string }) bool { return *values[m.member] != "" }) ||
-		len(members) > 0 || len(ips) > 0
-	var subject json.RawMessage
-	switch {
-	case raw != "" && (format != "" || given):
-		return nil, errors.New("--subject gives the whole subject: leave out --format and the member flags")
-	case raw != "":
-		subject = json.RawMessage(raw)
-	case format == "":
-		return nil, errors.New("name the subject: --format FORMAT with its members (e.g. --format email --email alice@example.com), or --subject JSON")
-	default:
-		obj := map[string]any{"format": format}
-		for _, m := range subjectMembers {
-			if v := *values[m.member]; v != "" {
-				obj[m.member] = v
-			}
-		}
-		for _, kv := range members {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" || k == "format" {
-				return nil, fmt.Errorf("--member %q: want name=value (not format)", kv)
-			}
-			if _, dup := obj[k]; dup {
-				return nil, fmt.Errorf("--member %q: %s is given twice", kv, k)
-			}
-			obj[k] = v
-		}
-		if len(ips) > 0 {
-			obj["ip-addresses"] = []string(ips)
-		}
-		b, err := json.Marshal(obj)
-		if err != nil {
-			return nil, err
-		}
-		subject = b
-	}
-	if err := verify.CheckSubject(subject); err != nil {
-		return nil, fmt.Errorf("the subject is not a valid subject identifier: %w", err)
-	}
-	return subject, nil
 }
