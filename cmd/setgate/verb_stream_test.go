@@ -109,8 +109,8 @@ func decodeStreamJSON[T any](tb testing.TB, out string) T {
 }
 
 type streamEnsureOut struct {
-	Issuer string     `json:"issuer"`
-	Result string     `json:"result"`
+	Issuer string              `json:"issuer"`
+	Result string              `json:"result"`
 	Stream ssfadmin.StreamView `json:"stream"`
 }
 
@@ -140,8 +140,8 @@ func TestStreamGet(t *testing.T) {
 	tr.SetStatus("paused", "maintenance")
 
 	got := decodeStreamJSON[struct {
-		Issuer                string       `json:"issuer"`
-		ConfigurationEndpoint string       `json:"configuration_endpoint"`
+		Issuer                string                `json:"issuer"`
+		ConfigurationEndpoint string                `json:"configuration_endpoint"`
 		Streams               []ssfadmin.StreamView `json:"streams"`
 	}](t, mustStream(t, vars, "get", "--json", "--issuers", file)) // flags after the action
 	if got.Issuer != "acme" || got.ConfigurationEndpoint != tr.ConfigurationEndpoint() || len(got.Streams) != 2 {
