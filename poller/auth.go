@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/setgate/setgate/internal/outbound"
+	"github.com/setgate/setgate/internal/pemkey"
 )
 
 // Auth authorizes each poll request to the transmitter, typically by
@@ -123,16 +123,8 @@ func ParseAssertionKey(data []byte) (crypto.Signer, string, error) {
 	if block == nil {
 		return nil, "", errors.New("no PEM block found")
 	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
+	key, err := pemkey.ParseBlock(block)
+	if errors.Is(err, pemkey.ErrNotPrivateKey) {
 		return nil, "", fmt.Errorf("PEM block %q is not a private key (want PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", block.Type)
 	}
 	if err != nil {

@@ -338,11 +338,11 @@ func newBenchIssuer(name, alg string, keys int) (*benchIssuer, error) {
 	is := &benchIssuer{name: name, aud: benchAudience, bearer: randomToken()}
 	set := jwkset.JWKSMarshal{}
 	for range keys {
-		k, err := newKeyFor(alg)
+		k, err := transmitter.NewKey(alg)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		jwk, kid, err := publicJWK(k.Public(), alg, "")
+		jwk, kid, err := transmitter.PublicJWK(k.Public(), alg, "")
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -916,17 +916,17 @@ func (r *benchRun) warmUp(ctx context.Context) (float64, error) {
 
 // remoteIssuer loads the signing key and bearer token given with --url.
 func remoteIssuer(o benchOptions) (*benchIssuer, error) {
-	key, err := loadSigningKey(o.keyFile)
+	key, err := transmitter.LoadKey(o.keyFile)
 	if err != nil {
 		return nil, err
 	}
-	alg, err := algFor(key, o.alg)
+	alg, err := transmitter.AlgFor(key, o.alg)
 	if err != nil {
 		return nil, err
 	}
 	kid := o.kid
 	if kid == "" {
-		if _, kid, err = publicJWK(key.Public(), alg, ""); err != nil {
+		if _, kid, err = transmitter.PublicJWK(key.Public(), alg, ""); err != nil {
 			return nil, err
 		}
 	}

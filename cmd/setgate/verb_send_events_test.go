@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -30,7 +31,7 @@ func TestSendVerbEveryEventAccepted(t *testing.T) {
 	}
 	for i, typ := range types {
 		short := typ
-		for family, base := range eventFamilies {
+		for family, base := range transmitter.EventFamilies() {
 			if rest, ok := strings.CutPrefix(typ, base); ok {
 				short = family + "." + rest
 			}

@@ -13,7 +13,6 @@
 package transmitter
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -24,7 +23,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -211,24 +209,12 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Proto and StatusLine are the answer's protocol and status
+	// ("HTTP/1.1", "202 Accepted").
+	Proto, StatusLine string
 }
 
 // Push POSTs token to url as RFC 8935 requires, with the bearer credential.
 func (t *Transmitter) Push(ctx context.Context, url, bearer, token string) (Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewBufferString(token))
-	if err != nil {
-		return Response{}, err
-	}
-	req.Header.Set("Content-Type", "application/secevent+jwt")
-	req.Header.Set("Accept", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return Response{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, err
+	return push(ctx, t.client, url, bearer, token)
 }
