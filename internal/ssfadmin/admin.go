@@ -334,17 +334,10 @@ func (c *Admin) Ensure(ctx context.Context) error {
 	case slices.Contains(methods, http.MethodPatch):
 		result = "updated"
 	}
-	v := NewStreamView(sc)
-	c.withStatus(ctx, &v)
-	if c.json {
-		return c.printJSON(struct {
-			Issuer string     `json:"issuer"`
-			Result string     `json:"result"`
-			Stream StreamView `json:"stream"`
-		}{c.spec.Name, result, v})
+	v, err := c.printResult(ctx, sc, result)
+	if err != nil || c.json {
+		return err
 	}
-	fmt.Fprintf(c.out, "issuer %s: stream %s %s\n\n", c.spec.Name, v.StreamID, result)
-	c.printView(v)
 	if cfg.Delivery == ssf.DeliveryPush && sc.Delivery.EndpointURL != cfg.PushEndpoint {
 		fmt.Fprintf(c.out, "\nwarning: the transmitter pushes to %s, not to %s\n", v.EndpointURL, cfg.PushEndpoint)
 	}
@@ -476,18 +469,24 @@ func (c *Admin) Replace(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	_, err = c.printResult(ctx, sc, "replaced")
+	return err
+}
+
+// printResult prints sc, with its status, as the result of an action.
+func (c *Admin) printResult(ctx context.Context, sc ssf.StreamConfig, result string) (StreamView, error) {
 	v := NewStreamView(sc)
 	c.withStatus(ctx, &v)
 	if c.json {
-		return c.printJSON(struct {
+		return v, c.printJSON(struct {
 			Issuer string     `json:"issuer"`
 			Result string     `json:"result"`
 			Stream StreamView `json:"stream"`
-		}{c.spec.Name, "replaced", v})
+		}{c.spec.Name, result, v})
 	}
-	fmt.Fprintf(c.out, "issuer %s: stream %s replaced\n\n", c.spec.Name, v.StreamID)
+	fmt.Fprintf(c.out, "issuer %s: stream %s %s\n\n", c.spec.Name, v.StreamID, result)
 	c.printView(v)
-	return nil
+	return v, nil
 }
 
 // SetStatus asks the transmitter to change the stream's status (SSF 1.0
