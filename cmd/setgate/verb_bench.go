@@ -26,6 +26,7 @@ import (
 	"github.com/setgate/setgate/cmd/setgate/bench"
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/intake"
+	"github.com/setgate/setgate/internal/consumer"
 	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
@@ -943,21 +944,16 @@ func remoteIssuer(o benchOptions) (*benchIssuer, error) {
 
 // benchNATS connects to the remote gateway's NATS for the check.
 func benchNATS(s config.Settings, natsURL, passwordFile string) (*nats.Conn, error) {
-	if natsURL == "" {
-		natsURL = defaultTailURL(s)
-	}
 	auth, err := bridgeConfig(s).AuthOptions()
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	login, err := consumerLogin(s, passwordFile)
+	nc, err := consumer.Connect(consumer.Options{Settings: s, URL: natsURL, PasswordFile: passwordFile, Options: append(auth, nats.Name("setgate-bench"))})
+	if ce := (*consumer.ConnectError)(nil); errors.As(err, &ce) {
+		return nil, fmt.Errorf("bench: connect to NATS at %s for the check: %w%s (--check=false skips it)", ce.URL, ce.Err, ce.Hint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
-	}
-	auth = append(auth, login...)
-	nc, err := nats.Connect(natsURL, append(auth, nats.Name("setgate-bench"))...)
-	if err != nil {
-		return nil, fmt.Errorf("bench: connect to NATS at %s for the check: %w%s (--check=false skips it)", natsURL, err, loginHint(err, login))
 	}
 	return nc, nil
 }

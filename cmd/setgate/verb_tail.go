@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
+	"github.com/setgate/setgate/internal/consumer"
 	"github.com/setgate/setgate/internal/present"
 )
 
@@ -60,21 +56,13 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if *stream == "" {
 		*stream = s.Stream
 	}
-	natsURL := *server
-	if natsURL == "" {
-		natsURL = defaultTailURL(s)
-	}
 	opts, err := tailNATSOptions(s, stderr)
 	if err != nil {
 		return err
 	}
-	consumer, err := consumerLogin(s, *passwordFile)
+	nc, err := consumer.Connect(consumer.Options{Settings: s, URL: *server, PasswordFile: *passwordFile, Options: opts})
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
-	}
-	nc, err := nats.Connect(natsURL, append(opts, consumer...)...)
-	if err != nil {
-		return fmt.Errorf("tail: connect to NATS at %s: %w%s", natsURL, err, loginHint(err, consumer))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -132,57 +120,6 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	fmt.Fprintf(stderr, "setgate tail: following %s in stream %s%s at %s\n", subject, *stream, also, nc.ConnectedUrlRedacted())
 	<-ctx.Done()
 	return nil
-}
-
-// defaultTailURL is SETGATE_NATS_URL, else the embedded server of serve.
-func defaultTailURL(s config.Settings) string {
-	if s.NATSURL != "" {
-		return s.NATSURL
-	}
-	host, port, err := net.SplitHostPort(s.EmbeddedNATSAddr)
-	if err != nil || port == "0" {
-		return "nats://127.0.0.1:4222"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return "nats://" + net.JoinHostPort(host, port)
-}
-
-// consumerLogin returns the option that logs in as bridge.ConsumerUser at
-// the embedded server's listener: with the password in file when given,
-// else, when no NATS URL or credentials are set, with the password in
-// SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE or the data directory's
-// consumer.password if that file exists (serve created it). Otherwise none.
-func consumerLogin(s config.Settings, file string) ([]nats.Option, error) {
-	if file == "" {
-		if s.NATSURL != "" || s.NATSCredsFile != "" || s.NATSNKeyFile != "" {
-			return nil, nil
-		}
-		file = s.EmbeddedNATSPass
-		if file == "" {
-			file = filepath.Join(s.DataDir, bridge.ConsumerPasswordFileName)
-		}
-		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-	}
-	pw, err := bridge.ReadConsumerPassword(file)
-	if err != nil {
-		return nil, err
-	}
-	return []nats.Option{nats.UserInfo(bridge.ConsumerUser, pw)}, nil
-}
-
-// loginHint explains an authorization error: what to pass to log in.
-func loginHint(err error, login []nats.Option) string {
-	if !errors.Is(err, nats.ErrAuthorization) {
-		return ""
-	}
-	if login == nil {
-		return " (the embedded server wants user " + bridge.ConsumerUser + ": run where SETGATE_DATA_DIR is, or pass --password-file)"
-	}
-	return " (user " + bridge.ConsumerUser + " with the password file's password was refused)"
 }
 
 // tailNATSOptions are the connection options from the SETGATE_NATS_*

@@ -292,27 +292,6 @@ func TestTailVerbErrors(t *testing.T) {
 	}
 }
 
-func TestDefaultTailURL(t *testing.T) {
-	tests := []struct {
-		vars map[string]string
-		want string
-	}{
-		{map[string]string{}, "nats://127.0.0.1:4222"},
-		{map[string]string{"SETGATE_NATS_URL": "nats://a:4222,nats://b:4222"}, "nats://a:4222,nats://b:4222"},
-		{map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": ":5222"}, "nats://127.0.0.1:5222"},
-		{map[string]string{"SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0"}, "nats://127.0.0.1:4222"},
-	}
-	for _, tt := range tests {
-		s, err := config.Load(tt.vars)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := defaultTailURL(s); got != tt.want {
-			t.Errorf("%v: want %q, got %q", tt.vars, tt.want, got)
-		}
-	}
-}
-
 // TestVerbsEndToEnd runs the real gateway, generates a transmitter key with
 // send --gen-key, pushes with send, and sees the event with tail.
 func TestVerbsEndToEnd(t *testing.T) {
