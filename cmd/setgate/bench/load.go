@@ -4,9 +4,11 @@
 // poll driver, process CPU and memory readings, and the correctness check
 // that the stream holds exactly the acknowledged SETs.
 //
-// It knows HTTP, JetStream and the RFC 8935/8936 wire, not setgate's
-// configuration: cmd/setgate wires it to an in-process gateway or to a
-// remote one.
+// [RunLocal] and [RunRemote] are the runs themselves: transmitters with
+// fresh keys, pre-signed SETs, the ceilings, push and poll, and the check.
+// cmd/setgate parses the flags into [Options] and starts the in-process
+// gateway ([StartFunc]) or connects to the remote one's NATS
+// ([ConnectFunc]).
 package bench
 
 import (
