@@ -202,6 +202,20 @@ type stored struct {
 // jti is the message's Setgate-Jti header.
 func (m stored) jti() string { return m.Header.Get("Setgate-Jti") }
 
+// secevents opens the SECEVENTS stream over nc.
+func secevents(ctx context.Context, t testing.TB, nc *nats.Conn) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatalf("stream %s: %v", streamName, err)
+	}
+	return js, s
+}
+
 // readStream returns every message of the SECEVENTS stream on the server at
 // url, in stream order.
 func readStream(t testing.TB, url string) []stored {
@@ -211,16 +225,9 @@ func readStream(t testing.TB, url string) []stored {
 		t.Fatalf("connect to %s: %v", url, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	s, err := js.Stream(ctx, streamName)
-	if err != nil {
-		t.Fatalf("stream %s: %v", streamName, err)
-	}
+	_, s := secevents(ctx, t, nc)
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatalf("stream %s info: %v", streamName, err)
