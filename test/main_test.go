@@ -280,6 +280,27 @@ type issuers struct {
 	file                   string // the issuers YAML
 }
 
+// acmeOnly writes an issuers file with acme alone, verifying with the
+// keys at jwksURI; extra is more issuer keys, each line indented for the
+// issuer block.
+func acmeOnly(t testing.TB, acme *transmitter.Transmitter, jwksURI, extra string) *issuers {
+	t.Helper()
+	dir := t.TempDir()
+	is := &issuers{acme: acme, acmeToken: randomHex(t), file: filepath.Join(dir, "issuers.yaml")}
+	tokFile := filepath.Join(dir, "acme.token")
+	writeFile(t, tokFile, is.acmeToken+"\n")
+	writeFile(t, is.file, fmt.Sprintf(`issuers:
+  - name: acme
+    issuer: %s
+    audience: %s
+    jwks_uri: %s
+    algorithms: [ES256]
+%s    push:
+      bearer_token_file: %s
+`, acme.Issuer(), audience, jwksURI, extra, tokFile))
+	return is
+}
+
 // newIssuers starts the two transmitters and writes the issuers file and
 // token files under a temp dir.
 func newIssuers(t testing.TB) *issuers {
