@@ -186,20 +186,7 @@ func TestSlowUploadsTakeNoSlot(t *testing.T) {
 	}
 
 	// A fast push of the same issuer is taken into the intake (not 429).
-	fast := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/events/acme", strings.NewReader("x.y.z"))
-		req.Header.Set("Content-Type", "application/secevent+jwt")
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			fast <- 0
-			return
-		}
-		resp.Body.Close()
-		fast <- resp.StatusCode
-	}()
+	fast := pushAsync(t, srv.URL)
 	select {
 	case <-in.entered:
 	case code := <-fast:
@@ -209,27 +196,14 @@ func TestSlowUploadsTakeNoSlot(t *testing.T) {
 	}
 
 	// A second complete push fills the slots; a third gets 429.
-	second := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/events/acme", strings.NewReader("x.y.z"))
-		req.Header.Set("Content-Type", "application/secevent+jwt")
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			second <- 0
-			return
-		}
-		resp.Body.Close()
-		second <- resp.StatusCode
-	}()
+	second := pushAsync(t, srv.URL)
 	<-in.entered
 	resp := push(t, srv.URL+"/events/acme", "tok", "application/secevent+jwt", "x.y.z")
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("third complete push with 2 in the intake: want 429 with Retry-After 1, got %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	close(in.release)
-	for _, ch := range []chan int{fast, second} {
+	for _, ch := range []<-chan int{fast, second} {
 		if code := <-ch; code != http.StatusAccepted {
 			t.Errorf("push in the limit: want 202, got %d", code)
 		}

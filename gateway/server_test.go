@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +57,27 @@ func push(t *testing.T, url, token, ctype, body string) *http.Response {
 	return resp
 }
 
+// pushAsync sends the complete push "x.y.z" of acme (bearer tok) to
+// srvURL from a goroutine; the channel gets its status (0 on an error,
+// reported to t).
+func pushAsync(t *testing.T, srvURL string) <-chan int {
+	code := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, srvURL+"/events/acme", strings.NewReader("x.y.z"))
+		req.Header.Set("Content-Type", "application/secevent+jwt")
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			code <- 0
+			return
+		}
+		resp.Body.Close()
+		code <- resp.StatusCode
+	}()
+	return code
+}
+
 func TestConcurrencyLimit429(t *testing.T) {
 	in := &blockingIntake{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	gw := gateway.New(gateway.Config{Intake: in, Ready: func(context.Context) error { return nil }, MaxConcurrent: 2, Logger: slog.New(slog.DiscardHandler)})
@@ -65,24 +85,7 @@ func TestConcurrencyLimit429(t *testing.T) {
 	srv := httptest.NewServer(gw.Handler())
 	defer srv.Close()
 
-	var wg sync.WaitGroup
-	codes := make(chan int, 2)
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/events/acme", strings.NewReader("x.y.z"))
-			req.Header.Set("Content-Type", "application/secevent+jwt")
-			req.Header.Set("Authorization", "Bearer tok")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
+	codes := []<-chan int{pushAsync(t, srv.URL), pushAsync(t, srv.URL)}
 	<-in.entered
 	<-in.entered
 	resp := push(t, srv.URL+"/events/acme", "tok", "application/secevent+jwt", "x.y.z")
@@ -90,10 +93,8 @@ func TestConcurrencyLimit429(t *testing.T) {
 		t.Fatalf("want 429 with Retry-After, got %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	close(in.release)
-	wg.Wait()
-	close(codes)
-	for c := range codes {
-		if c != http.StatusAccepted {
+	for _, ch := range codes {
+		if c := <-ch; c != http.StatusAccepted {
 			t.Fatalf("want 202 for the requests in the limit, got %d", c)
 		}
 	}

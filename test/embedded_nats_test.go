@@ -73,16 +73,9 @@ func TestEmbeddedNATSClosed(t *testing.T) {
 		t.Fatalf("connect as consumer: %v", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	stream, err := js.Stream(ctx, streamName)
-	if err != nil {
-		t.Fatalf("stream info as consumer: %v", err)
-	}
+	js, stream := secevents(ctx, t, nc) // as consumer
 	before := stream.CachedInfo().State
 
 	// The next SET's Nats-Msg-Id (README "Subjects and messages": SHA-256

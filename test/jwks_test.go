@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,19 +135,7 @@ func TestJWKSFaults(t *testing.T) {
 	)
 	acme := newTransmitter(t, "ES256")
 	jwks := newFaultyJWKS(t, acme)
-	dir := t.TempDir()
-	is := &issuers{acme: acme, acmeToken: randomHex(t), file: filepath.Join(dir, "issuers.yaml")}
-	tokFile := filepath.Join(dir, "acme.token")
-	writeFile(t, tokFile, is.acmeToken+"\n")
-	writeFile(t, is.file, fmt.Sprintf(`issuers:
-  - name: acme
-    issuer: %s
-    audience: %s
-    jwks_uri: %s
-    algorithms: [ES256]
-    push:
-      bearer_token_file: %s
-`, acme.Issuer(), audience, jwks.URL(), tokFile))
+	is := acmeOnly(t, acme, jwks.URL(), "")
 	g := startGateway(t, gwOptions{Issuers: is, Env: map[string]string{
 		"SETGATE_JWKS_FETCH_TIMEOUT":        fetchTimeout.String(),
 		"SETGATE_JWKS_MIN_REFRESH_INTERVAL": minRefresh.String(),

@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,20 +75,7 @@ func TestJWKSKeyHygieneAndTimeClaims(t *testing.T) {
 	}))
 	t.Cleanup(jwksSrv.Close)
 
-	dir := t.TempDir()
-	is := &issuers{acme: acme, acmeToken: randomHex(t), file: filepath.Join(dir, "issuers.yaml")}
-	tokFile := filepath.Join(dir, "acme.token")
-	writeFile(t, tokFile, is.acmeToken+"\n")
-	writeFile(t, is.file, fmt.Sprintf(`issuers:
-  - name: acme
-    issuer: %s
-    audience: %s
-    jwks_uri: %s/jwks
-    algorithms: [ES256]
-    max_age: 1h
-    push:
-      bearer_token_file: %s
-`, acme.Issuer(), audience, jwksSrv.URL, tokFile))
+	is := acmeOnly(t, acme, jwksSrv.URL+"/jwks", "    max_age: 1h\n")
 	g := startGateway(t, gwOptions{Issuers: is})
 
 	// The valid key beside the bad ones verifies.

@@ -202,6 +202,20 @@ type stored struct {
 // jti is the message's Setgate-Jti header.
 func (m stored) jti() string { return m.Header.Get("Setgate-Jti") }
 
+// secevents opens the SECEVENTS stream over nc.
+func secevents(ctx context.Context, t testing.TB, nc *nats.Conn) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatalf("stream %s: %v", streamName, err)
+	}
+	return js, s
+}
+
 // readStream returns every message of the SECEVENTS stream on the server at
 // url, in stream order.
 func readStream(t testing.TB, url string) []stored {
@@ -211,16 +225,9 @@ func readStream(t testing.TB, url string) []stored {
 		t.Fatalf("connect to %s: %v", url, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	s, err := js.Stream(ctx, streamName)
-	if err != nil {
-		t.Fatalf("stream %s: %v", streamName, err)
-	}
+	_, s := secevents(ctx, t, nc)
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatalf("stream %s info: %v", streamName, err)
@@ -271,6 +278,27 @@ type issuers struct {
 	acme, globex           *transmitter.Transmitter
 	acmeToken, globexToken string
 	file                   string // the issuers YAML
+}
+
+// acmeOnly writes an issuers file with acme alone, verifying with the
+// keys at jwksURI; extra is more issuer keys, each line indented for the
+// issuer block.
+func acmeOnly(t testing.TB, acme *transmitter.Transmitter, jwksURI, extra string) *issuers {
+	t.Helper()
+	dir := t.TempDir()
+	is := &issuers{acme: acme, acmeToken: randomHex(t), file: filepath.Join(dir, "issuers.yaml")}
+	tokFile := filepath.Join(dir, "acme.token")
+	writeFile(t, tokFile, is.acmeToken+"\n")
+	writeFile(t, is.file, fmt.Sprintf(`issuers:
+  - name: acme
+    issuer: %s
+    audience: %s
+    jwks_uri: %s
+    algorithms: [ES256]
+%s    push:
+      bearer_token_file: %s
+`, acme.Issuer(), audience, jwksURI, extra, tokFile))
+	return is
 }
 
 // newIssuers starts the two transmitters and writes the issuers file and

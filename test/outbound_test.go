@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,28 +39,10 @@ func originOf(t testing.TB, raw string) string {
 // okta, an SSF issuer managed with delivery and the extra stream keys.
 func ssfOriginGateway(t *testing.T, tx *transmitter.SSFTransmitter, delivery, extra string) *gatewayProc {
 	t.Helper()
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "mgmt.token"), "mgmt-token\n")
-	writeFile(t, filepath.Join(dir, "push.token"), "push-token\n")
-	if delivery == "push" {
-		extra += fmt.Sprintf("      authorization_header_file: %s\n", filepath.Join(dir, "push.token"))
-	}
-	is := newIssuers(t)
-	orig := getFile(t, is.file)
-	is.file = filepath.Join(dir, "issuers.yaml")
-	writeFile(t, is.file, orig+fmt.Sprintf(`  - name: okta
-    issuer: %s
-    audience: [%s]
-    discovery: true
-    algorithms: [ES256]
-    stream:
-      manage: true
-      delivery: %s
-      events_requested: [%s]
-      bearer_token_file: %s
-%s`, tx.Issuer(), audience, delivery, transmitter.SessionRevoked, filepath.Join(dir, "mgmt.token"), extra))
-	addr := freeAddr(t)
-	return startGateway(t, gwOptions{Issuers: is, Env: map[string]string{"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}})
+	okta := newSSFOkta(t, tx, delivery, true)
+	okta.extra = extra
+	g, _ := okta.start(t, nil)
+	return g
 }
 
 // TestSSFForeignOriginRefused: SSF metadata naming management endpoints
@@ -71,11 +52,7 @@ func ssfOriginGateway(t *testing.T, tx *transmitter.SSFTransmitter, delivery, ex
 // credential), and none of its bytes appear on /issuers.
 func TestSSFForeignOriginRefused(t *testing.T) {
 	t.Parallel()
-	tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Close() })
+	tx := newSSFTx(t, transmitter.SSFOptions{})
 	other, hits := foreignHost(t)
 	tx.SetFaults(transmitter.SSFFaults{EndpointsAt: other.URL + "/"})
 	g := ssfOriginGateway(t, tx, "push", "")
@@ -112,11 +89,7 @@ func TestSSFAllowedOrigins(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		t.Run(map[bool]string{false: "not listed", true: "listed"}[allow], func(t *testing.T) {
 			t.Parallel()
-			tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token", PollBearer: "mgmt-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tx.Close() })
+			tx := newSSFTx(t, transmitter.SSFOptions{PollBearer: "mgmt-token"})
 			tx.SetFaults(transmitter.SSFFaults{DirectPoll: true})
 			extra := ""
 			if allow {
@@ -140,16 +113,7 @@ func TestSSFAllowedOrigins(t *testing.T) {
 				}
 				return
 			}
-			checkFor(t, waitLong, 50*time.Millisecond, func() error {
-				st, err := ssfState(t, g, "okta")
-				if err != nil {
-					return err
-				}
-				if !st.Stream.Healthy || st.Stream.Detail.Verification != "confirmed" {
-					return fmt.Errorf("stream not verified yet: %+v", st.Stream)
-				}
-				return nil
-			})
+			waitSSFVerified(t, g, "okta")
 		})
 	}
 }

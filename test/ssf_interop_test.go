@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,46 +67,15 @@ func TestSSFTransmitterDeviations(t *testing.T) {
 			}
 			t.Run(tt.name+"/"+delivery, func(t *testing.T) {
 				t.Parallel()
-				tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token",
-					PollBearer: "mgmt-token", PollHold: tt.hold})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = tx.Close() })
+				tx := newSSFTx(t, transmitter.SSFOptions{PollBearer: "mgmt-token", PollHold: tt.hold})
 				tx.SetFaults(tt.faults)
-				dir := t.TempDir()
-				mgmt, pushTok := filepath.Join(dir, "mgmt.token"), filepath.Join(dir, "push.token")
-				writeFile(t, mgmt, "mgmt-token\n")
-				writeFile(t, pushTok, "push-token\n")
-				extra := ""
-				switch {
-				case delivery == "push":
-					extra = fmt.Sprintf("      authorization_header_file: %s\n", pushTok)
-				case tt.hold > 0:
-					extra = fmt.Sprintf("    poll:\n      long_poll_timeout: 1s\n      bearer_token_file: %s\n", mgmt)
+				okta := newSSFOkta(t, tx, delivery, false)
+				if tt.hold > 0 {
+					okta.extra = fmt.Sprintf("    poll:\n      long_poll_timeout: 1s\n      bearer_token_file: %s\n", okta.mgmt)
 				}
-				is := newIssuers(t)
-				is.file = filepath.Join(dir, "issuers.yaml")
-				writeIssuers := func(description string) {
-					writeFile(t, is.file, fmt.Sprintf(`issuers:
-  - name: okta
-    issuer: %s
-    audience: [%s]
-    discovery: true
-    algorithms: [ES256]
-    stream:
-      manage: true
-      delivery: %s
-      events_requested: [%s]
-      description: %s
-      bearer_token_file: %s
-%s`, tx.Issuer(), audience, delivery, transmitter.SessionRevoked, description, mgmt, extra))
-				}
-				writeIssuers("setgate test")
+				okta.description = "setgate test"
 				nats := startNATS(t)
-				addr := freeAddr(t)
-				env := map[string]string{"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}
-				g := startGateway(t, gwOptions{NATS: nats, Issuers: is, Env: env})
+				g, opts := okta.start(t, nats)
 
 				var first ssfStreamDetail
 				checkFor(t, waitLong, 50*time.Millisecond, func() error {
@@ -150,8 +118,9 @@ func TestSSFTransmitterDeviations(t *testing.T) {
 				// Restart with another description: the remembered stream is
 				// used (and updated), even where the transmitter lists none.
 				g.stop()
-				writeIssuers("setgate test, renamed")
-				g = startGateway(t, gwOptions{NATS: nats, Issuers: is, Env: env})
+				okta.description = "setgate test, renamed"
+				okta.write(t)
+				g = startGateway(t, opts)
 				checkFor(t, waitLong, 50*time.Millisecond, func() error {
 					d, err := ssfDetail(t, g, "okta")
 					if err != nil {
@@ -227,37 +196,9 @@ func TestSSFRefusesOtherStreamAndIssuer(t *testing.T) {
 		for _, delivery := range []string{"push", "poll"} {
 			t.Run(tt.name+"/"+delivery, func(t *testing.T) {
 				t.Parallel()
-				tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token", PollBearer: "mgmt-token"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = tx.Close() })
+				tx := newSSFTx(t, transmitter.SSFOptions{PollBearer: "mgmt-token"})
 				tx.SetFaults(tt.faults)
-				dir := t.TempDir()
-				mgmt, pushTok := filepath.Join(dir, "mgmt.token"), filepath.Join(dir, "push.token")
-				writeFile(t, mgmt, "mgmt-token\n")
-				writeFile(t, pushTok, "push-token\n")
-				extra := ""
-				if delivery == "push" {
-					extra = fmt.Sprintf("      authorization_header_file: %s\n", pushTok)
-				}
-				is := newIssuers(t)
-				is.file = filepath.Join(dir, "issuers.yaml")
-				writeFile(t, is.file, fmt.Sprintf(`issuers:
-  - name: okta
-    issuer: %s
-    audience: [%s]
-    discovery: true
-    algorithms: [ES256]
-    stream:
-      manage: true
-      delivery: %s
-      events_requested: [%s]
-      bearer_token_file: %s
-%s`, tx.Issuer(), audience, delivery, transmitter.SessionRevoked, mgmt, extra))
-				addr := freeAddr(t)
-				g := startGateway(t, gwOptions{NATS: startNATS(t), Issuers: is, Env: map[string]string{
-					"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}})
+				g, _ := newSSFOkta(t, tx, delivery, false).start(t, startNATS(t))
 
 				if tt.faults.WrongIss != "" {
 					checkFor(t, waitLong, 50*time.Millisecond, func() error {

@@ -54,30 +54,63 @@ func ssfState(t testing.TB, g *gatewayProc, name string) (ssfIssuerState, error)
 	return ssfIssuerState{}, fmt.Errorf("issuer %s has no stream state", name)
 }
 
-// TestSSFManagedStream runs the whole Shared Signals flow against the
-// binary, by push and by poll: discovery, stream creation with the right
-// delivery, verification round trip, events stored, stream-updated
-// disabled surfaced.
-func TestSSFManagedStream(t *testing.T) {
-	for _, delivery := range []string{"push", "poll"} {
-		t.Run(delivery, func(t *testing.T) {
-			t.Parallel()
-			tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token", PollBearer: "mgmt-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tx.Close() })
-			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "mgmt.token"), "mgmt-token\n")
-			writeFile(t, filepath.Join(dir, "push.token"), "push-token\n")
-			extra := ""
-			if delivery == "push" {
-				extra = fmt.Sprintf("      authorization_header_file: %s\n", filepath.Join(dir, "push.token"))
-			}
-			is := newIssuers(t)
-			is.file = filepath.Join(dir, "issuers.yaml")
-			writeFile(t, is.file, fmt.Sprintf(`issuers:
-  - name: okta
+// newSSFTx starts an SSF transmitter signing ES256 for audience whose
+// management bearer token is mgmt-token; o adds the other options.
+func newSSFTx(t testing.TB, o transmitter.SSFOptions) *transmitter.SSFTransmitter {
+	t.Helper()
+	o.Alg, o.Audience, o.Bearer = "ES256", audience, "mgmt-token"
+	tx, err := transmitter.NewSSFTransmitter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Close() })
+	return tx
+}
+
+// ssfOkta is okta, an issuer of tx whose SSF stream setgate manages, in a
+// test's issuers file: newSSFOkta writes its token files, write the
+// issuers file, start runs setgate with it.
+type ssfOkta struct {
+	tx       *transmitter.SSFTransmitter
+	delivery string // "push" or "poll"; push adds setgate's push credential
+	// description is stream.description; "" leaves it out.
+	description string
+	// extra is more stream keys, each line indented for the stream block.
+	extra string
+
+	is              *issuers
+	others          string // the issuers before okta: "issuers:\n" alone, or with acme and globex
+	mgmt, pushToken string // the token files: management bearer, push credential
+}
+
+// newSSFOkta writes okta's token files; withOthers keeps newIssuers'
+// acme and globex beside okta.
+func newSSFOkta(t testing.TB, tx *transmitter.SSFTransmitter, delivery string, withOthers bool) *ssfOkta {
+	t.Helper()
+	dir := t.TempDir()
+	o := &ssfOkta{tx: tx, delivery: delivery, is: newIssuers(t), others: "issuers:\n",
+		mgmt: filepath.Join(dir, "mgmt.token"), pushToken: filepath.Join(dir, "push.token")}
+	writeFile(t, o.mgmt, "mgmt-token\n")
+	writeFile(t, o.pushToken, "push-token\n")
+	if withOthers {
+		o.others = getFile(t, o.is.file)
+	}
+	o.is.file = filepath.Join(dir, "issuers.yaml")
+	return o
+}
+
+// write writes the issuers file.
+func (o *ssfOkta) write(t testing.TB) {
+	t.Helper()
+	keys := ""
+	if o.description != "" {
+		keys += fmt.Sprintf("      description: %s\n", o.description)
+	}
+	keys += fmt.Sprintf("      bearer_token_file: %s\n", o.mgmt)
+	if o.delivery == "push" {
+		keys += fmt.Sprintf("      authorization_header_file: %s\n", o.pushToken)
+	}
+	writeFile(t, o.is.file, o.others+fmt.Sprintf(`  - name: okta
     issuer: %s
     audience: [%s]
     discovery: true
@@ -86,26 +119,52 @@ func TestSSFManagedStream(t *testing.T) {
       manage: true
       delivery: %s
       events_requested: [%s]
-      description: setgate test
-      bearer_token_file: %s
-%s`, tx.Issuer(), audience, delivery, transmitter.SessionRevoked, filepath.Join(dir, "mgmt.token"), extra))
-			addr := freeAddr(t)
-			g := startGateway(t, gwOptions{NATS: startNATS(t), Issuers: is, Env: map[string]string{
-				"SETGATE_HTTP_ADDR":  addr,
-				"SETGATE_PUBLIC_URL": "http://" + addr,
-			}})
+%s%s`, o.tx.Issuer(), audience, o.delivery, transmitter.SessionRevoked, keys, o.extra))
+}
+
+// start writes the issuers file and starts setgate with it, its push
+// receiver on a free address it knows as its public URL; nats nil runs
+// the embedded server. The options returned start it again.
+func (o *ssfOkta) start(t testing.TB, nats *natsServer) (*gatewayProc, gwOptions) {
+	t.Helper()
+	o.write(t)
+	addr := freeAddr(t)
+	opts := gwOptions{NATS: nats, Issuers: o.is, Env: map[string]string{"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}}
+	return startGateway(t, opts), opts
+}
+
+// waitSSFVerified waits until issuer name's stream is healthy and its
+// verification confirmed.
+func waitSSFVerified(t testing.TB, g *gatewayProc, name string) {
+	t.Helper()
+	checkFor(t, waitLong, 50*time.Millisecond, func() error {
+		st, err := ssfState(t, g, name)
+		if err != nil {
+			return err
+		}
+		if !st.Stream.Healthy || st.Stream.Detail.Verification != "confirmed" {
+			return fmt.Errorf("stream not verified yet: %+v", st.Stream)
+		}
+		return nil
+	})
+}
+
+// TestSSFManagedStream runs the whole Shared Signals flow against the
+// binary, by push and by poll: discovery, stream creation with the right
+// delivery, verification round trip, events stored, stream-updated
+// disabled surfaced.
+func TestSSFManagedStream(t *testing.T) {
+	for _, delivery := range []string{"push", "poll"} {
+		t.Run(delivery, func(t *testing.T) {
+			t.Parallel()
+			tx := newSSFTx(t, transmitter.SSFOptions{PollBearer: "mgmt-token"})
+			okta := newSSFOkta(t, tx, delivery, false)
+			okta.description = "setgate test"
+			g, opts := okta.start(t, startNATS(t))
+			addr := opts.Env["SETGATE_HTTP_ADDR"]
 
 			// The stream is created with the right delivery and verified.
-			checkFor(t, waitLong, 50*time.Millisecond, func() error {
-				st, err := ssfState(t, g, "okta")
-				if err != nil {
-					return err
-				}
-				if !st.Stream.Healthy || st.Stream.Detail.Verification != "confirmed" {
-					return fmt.Errorf("stream not verified yet: %+v", st.Stream)
-				}
-				return nil
-			})
+			waitSSFVerified(t, g, "okta")
 			streams := tx.Streams()
 			if len(streams) != 1 {
 				t.Fatalf("want one stream at the transmitter, got %d", len(streams))
@@ -157,32 +216,9 @@ func TestSSFManagedStream(t *testing.T) {
 // does not stop setgate; its pushes get 503 until discovery succeeds, then
 // its stream is set up and verified.
 func TestSSFDiscoveryDownAtStart(t *testing.T) {
-	tx, err := transmitter.NewSSFTransmitter(transmitter.SSFOptions{Alg: "ES256", Audience: audience, Bearer: "mgmt-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Close() })
+	tx := newSSFTx(t, transmitter.SSFOptions{})
 	tx.SetFaults(transmitter.SSFFaults{DiscoveryStatus: 503})
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "mgmt.token"), "mgmt-token\n")
-	writeFile(t, filepath.Join(dir, "push.token"), "push-token\n")
-	is := newIssuers(t)
-	orig := getFile(t, is.file)
-	is.file = filepath.Join(dir, "issuers.yaml")
-	writeFile(t, is.file, orig+fmt.Sprintf(`  - name: okta
-    issuer: %s
-    audience: [%s]
-    discovery: true
-    algorithms: [ES256]
-    stream:
-      manage: true
-      delivery: push
-      events_requested: [%s]
-      authorization_header_file: %s
-      bearer_token_file: %s
-`, tx.Issuer(), audience, transmitter.SessionRevoked, filepath.Join(dir, "push.token"), filepath.Join(dir, "mgmt.token")))
-	addr := freeAddr(t)
-	g := startGateway(t, gwOptions{Issuers: is, Env: map[string]string{"SETGATE_HTTP_ADDR": addr, "SETGATE_PUBLIC_URL": "http://" + addr}})
+	g, _ := newSSFOkta(t, tx, "push", true).start(t, nil)
 
 	// The other issuers serve; okta answers 503 (retry later), not 4xx.
 	if _, r := g.pushAcme(t); r.Status != 202 {

@@ -63,26 +63,7 @@ func newReloadRig(t *testing.T) *reloadRig {
 		// A held JWKS fetch stays held until the test releases it.
 		"SETGATE_JWKS_FETCH_TIMEOUT": "10m",
 	}
-	s, err := config.Load(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *App, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { done <- serve(ctx, s, vars, log, func(a *App) { ready <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case r.app = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	r.app = serveTest(t, slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), vars)
 	return r
 }
 

@@ -11,17 +11,6 @@ import (
 	"github.com/setgate/setgate/config"
 )
 
-// hangGuard returns a channel that fires shortly before the test's
-// deadline (or after a minute without one): a hang detector, not a bound
-// on speed.
-func hangGuard(t *testing.T) <-chan time.Time {
-	d := time.Minute
-	if dl, ok := t.Deadline(); ok {
-		d = time.Until(dl) - 5*time.Second
-	}
-	return time.After(d)
-}
-
 // TestServerTLSFilesBounded: the push listener's TLS files are read with
 // the same bounds; a FIFO as the key file is refused at once.
 func TestServerTLSFilesBounded(t *testing.T) {
@@ -44,7 +33,7 @@ func TestServerTLSFilesBounded(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "SETGATE_TLS_KEY_FILE") || !strings.Contains(err.Error(), "not a regular file") {
 			t.Fatalf("want an error naming SETGATE_TLS_KEY_FILE and the FIFO, got %v", err)
 		}
-	case <-hangGuard(t):
+	case <-time.After(reloadGuard): // only stops a hung test (reload_test.go)
 		t.Fatal("serverTLS did not return")
 	}
 }

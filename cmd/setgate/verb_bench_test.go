@@ -122,7 +122,7 @@ func TestBenchIssuersEvents(t *testing.T) {
 // reading only the messages stored after the bench started.
 func TestBenchRemote(t *testing.T) {
 	keyPath, tokenFile, issuers := verbKeyIssuer(t)
-	app := benchTestGateway(t, map[string]string{
+	app := serveTest(t, nil, map[string]string{
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	})
@@ -160,7 +160,7 @@ func TestBenchRemote(t *testing.T) {
 // JSON report and as a table in the text report.
 func TestBenchMetricsURL(t *testing.T) {
 	keyPath, tokenFile, issuers := verbKeyIssuer(t)
-	app := benchTestGateway(t, map[string]string{
+	app := serveTest(t, nil, map[string]string{
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	})
@@ -214,9 +214,13 @@ func TestBenchMetricsURL(t *testing.T) {
 	}
 }
 
-// benchTestGateway runs serve with vars until the test ends.
-func benchTestGateway(tb testing.TB, vars map[string]string) *App {
+// serveTest runs serve with vars until the test ends and returns its App
+// once started; log nil discards the log.
+func serveTest(tb testing.TB, log *slog.Logger, vars map[string]string) *App {
 	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s, err := config.Load(vars)
 	if err != nil {
 		tb.Fatal(err)
@@ -224,7 +228,7 @@ func benchTestGateway(tb testing.TB, vars map[string]string) *App {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *App, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *App) { ready <- a }) }()
+	go func() { done <- serve(ctx, s, vars, log, func(a *App) { ready <- a }) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/setgate/setgate/bridge"
-	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -300,26 +298,7 @@ func TestVerbsEndToEnd(t *testing.T) {
 		"SETGATE_HTTP_ADDR": "127.0.0.1:0", "SETGATE_ADMIN_ADDR": "127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"SETGATE_DATA_DIR": t.TempDir(), "SETGATE_ISSUERS_FILE": issuers,
 	}
-	s, err := config.Load(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *App, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, s, vars, slog.New(slog.DiscardHandler), func(a *App) { ready <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	var app *App
-	select {
-	case app = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	app := serveTest(t, nil, vars)
 
 	// No --password-file: tail finds serve's password file from the same
 	// variables.
