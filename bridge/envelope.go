@@ -153,10 +153,14 @@ func isNumber(s string) bool {
 }
 
 // appendRaw appends raw JSON as encoding/json does for a json.RawMessage:
-// compacted, with <, >, &, U+2028 and U+2029 escaped; empty is null.
+// compacted, with <, >, &, U+2028 and U+2029 escaped; nil is null, and
+// empty but not nil is an error (not a JSON value), as json.Marshal has it.
 func appendRaw(dst []byte, raw json.RawMessage) ([]byte, error) {
-	if len(raw) == 0 {
+	if raw == nil {
 		return append(dst, "null"...), nil
+	}
+	if len(raw) == 0 {
+		return nil, errors.New("bridge: envelope: empty raw JSON member")
 	}
 	buf := bytes.NewBuffer(dst)
 	start := buf.Len()
