@@ -15,11 +15,7 @@ package transmitter
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -129,18 +125,7 @@ func (t *Transmitter) JWKSHits() int64 { return t.jwksHits.Load() }
 // Rotate replaces the signing key with a new one under a new kid; the JWKS
 // then serves only the new key.
 func (t *Transmitter) Rotate() error {
-	var key crypto.Signer
-	var err error
-	switch t.opts.Alg {
-	case "ES256":
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "RS256":
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "EdDSA":
-		_, key, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		return fmt.Errorf("transmitter: unsupported alg %q", t.opts.Alg)
-	}
+	key, err := NewKey(t.opts.Alg)
 	if err != nil {
 		return fmt.Errorf("transmitter: %w", err)
 	}
