@@ -12,8 +12,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,9 +64,9 @@ type LoadConfig struct {
 	// a gateway that falls behind is not flattered (no coordinated
 	// omission). Zero sends as fast as the connections allow.
 	Rate float64
-	// Client sends the requests; nil uses a client whose transport keeps
-	// Concurrency connections open.
-	Client *http.Client
+	// TLS configures https targets (roots, client certificate); nil
+	// trusts the system's roots. Its ServerName is set per target.
+	TLS *tls.Config
 	// Progress, if set, gets one line per second.
 	Progress io.Writer
 	// Label starts each progress line.
@@ -95,24 +95,10 @@ type LoadResult struct {
 // Rate is accepted SETs per second.
 func (r *LoadResult) Rate() float64 { return rate(r.Accepted, r.Elapsed) }
 
-// NewClient returns an HTTP client that keeps up to conns connections to
-// one host open and reuses them.
-func NewClient(conns int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = conns
-	t.MaxIdleConnsPerHost = conns
-	t.MaxConnsPerHost = conns
-	t.DisableCompression = true
-	t.ForceAttemptHTTP2 = false
-	return &http.Client{
-		Transport:     t,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // pusher is the shared state of one [Push] run.
 type pusher struct {
 	cfg      LoadConfig
+	eps      []*endpoint // one per target
 	items    []Item
 	outcomes []Outcome
 	next     atomic.Int64
@@ -124,6 +110,7 @@ type pusher struct {
 
 // worker is one connection's share of the results, merged at the end.
 type worker struct {
+	conn      conn
 	latencies []time.Duration
 	errors    map[string]int
 }
@@ -136,11 +123,14 @@ func Push(ctx context.Context, cfg LoadConfig, items []Item) (*LoadResult, error
 	if cfg.Concurrency <= 0 {
 		return nil, fmt.Errorf("bench: concurrency must be positive, got %d", cfg.Concurrency)
 	}
-	if cfg.Client == nil {
-		cfg.Client = NewClient(cfg.Concurrency)
-		defer cfg.Client.CloseIdleConnections()
-	}
 	p := &pusher{cfg: cfg, items: items, outcomes: make([]Outcome, len(items))}
+	for _, t := range cfg.Targets {
+		ep, err := newEndpoint(t, cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		p.eps = append(p.eps, ep)
+	}
 	workers := make([]worker, cfg.Concurrency)
 	start := time.Now()
 	p.start = start
@@ -150,7 +140,10 @@ func Push(ctx context.Context, cfg LoadConfig, items []Item) (*LoadResult, error
 	stopProgress := p.progress(ctx, start)
 	var wg sync.WaitGroup
 	for i := range workers {
-		wg.Go(func() { p.work(ctx, &workers[i]) })
+		wg.Go(func() {
+			defer workers[i].conn.close()
+			p.work(ctx, &workers[i])
+		})
 	}
 	wg.Wait()
 	stopProgress()
@@ -200,8 +193,7 @@ func (p *pusher) due(i int) (time.Time, bool) {
 // due.
 func (p *pusher) send(ctx context.Context, w *worker, i int, due time.Time) {
 	it := p.items[i]
-	t := p.cfg.Targets[it.Target]
-	status, code, err := post(ctx, p.cfg.Client, t, it.Body)
+	status, code, err := w.conn.post(ctx, p.eps[it.Target], it.Body)
 	took := time.Since(due)
 	switch {
 	case err != nil:
@@ -239,34 +231,6 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// post sends one SET and returns the status and, for an error answer, its
-// RFC 8935 err code. The body is read to the end so the connection is
-// reused.
-func post(ctx context.Context, c *http.Client, t Target, body []byte) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", fmt.Errorf("bench: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/secevent+jwt")
-	req.Header.Set("Accept", "application/json")
-	if t.Bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+t.Bearer)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return 0, "", err
-	}
-	if resp.StatusCode == http.StatusAccepted {
-		return resp.StatusCode, "", nil
-	}
-	return resp.StatusCode, errCode(answer), nil
 }
 
 // progress prints one line per second until the returned func is called.
