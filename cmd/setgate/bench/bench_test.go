@@ -128,6 +128,9 @@ func TestPushCount(t *testing.T) {
 			t.Fatalf("item %d: want %s, got %s", i, want, o)
 		}
 	}
+	if len(res.Lags) != 0 {
+		t.Errorf("want no lags without a rate, got %d", len(res.Lags))
+	}
 	if n := conns.Load(); n > 4 {
 		t.Errorf("want at most 4 keep-alive connections, got %d", n)
 	}
@@ -161,6 +164,9 @@ func TestPushRate(t *testing.T) {
 	// The last of 20 items is due 95ms after the start.
 	if res.Accepted != 20 || res.Elapsed < 95*time.Millisecond {
 		t.Errorf("want 20 SETs paced over at least 95ms, got %d in %v", res.Accepted, res.Elapsed)
+	}
+	if len(res.Lags) != 20 {
+		t.Errorf("want the lag of each of the 20 paced requests, got %d", len(res.Lags))
 	}
 	// Paced to end within a duration: items due later are not sent.
 	res, err = Push(t.Context(), LoadConfig{Targets: []Target{{URL: srv.URL, Bearer: "tok"}}, Concurrency: 4, Rate: 100, Duration: 55 * time.Millisecond}, items)

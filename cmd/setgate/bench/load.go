@@ -84,6 +84,11 @@ type LoadResult struct {
 	Elapsed time.Duration
 	// Latencies are the durations of the 202 answers, in no order.
 	Latencies []time.Duration
+	// Lags are, in an open-loop run, how late each request was written
+	// after its due time (a connection still busy with the previous one,
+	// or the generator's own wake-up), in no order; a latency includes its
+	// lag.
+	Lags []time.Duration
 	// Errors counts the failures by kind ("http 503", "http 400
 	// invalid_key", "transport timeout", …).
 	Errors map[string]int
@@ -112,6 +117,7 @@ type pusher struct {
 type worker struct {
 	conn      conn
 	latencies []time.Duration
+	lags      []time.Duration
 	errors    map[string]int
 }
 
@@ -156,6 +162,7 @@ func Push(ctx context.Context, cfg LoadConfig, items []Item) (*LoadResult, error
 	res.Exhausted = cfg.Duration > 0 && p.next.Load() > int64(len(items))
 	for _, w := range workers {
 		res.Latencies = append(res.Latencies, w.latencies...)
+		res.Lags = append(res.Lags, w.lags...)
 		for k, n := range w.errors {
 			res.Errors[k] += n
 		}
@@ -174,6 +181,9 @@ func (p *pusher) work(ctx context.Context, w *worker) {
 		due, ok := p.due(int(i))
 		if !ok || !sleepUntil(ctx, due) {
 			return
+		}
+		if p.cfg.Rate > 0 {
+			w.lags = append(w.lags, time.Since(due))
 		}
 		p.send(ctx, w, int(i), due)
 	}

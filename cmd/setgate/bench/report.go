@@ -120,9 +120,12 @@ type PushReport struct {
 	OfferedRate float64 `json:"offered_rate,omitempty"`
 	// PoolExhausted is true when the pre-signed SETs ran out before the
 	// duration (the rate is still right; the run was shorter).
-	PoolExhausted bool           `json:"pool_exhausted"`
-	Latency       LatencyReport  `json:"latency_ms"`
-	Errors        map[string]int `json:"errors"`
+	PoolExhausted bool          `json:"pool_exhausted"`
+	Latency       LatencyReport `json:"latency_ms"`
+	// Lag, in an open-loop run, is how late the requests were written
+	// after their due time; their latency includes it.
+	Lag    *LatencyReport `json:"lag_ms,omitempty"`
+	Errors map[string]int `json:"errors"`
 	// UsageScope says whose CPU and memory these are.
 	UsageScope string  `json:"usage_scope"`
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -250,6 +253,9 @@ func (r *Report) writePush(w io.Writer, p *PushReport) {
 		p.SETsPerSec, int(p.EventsPerSec+0.5), p.SETs, p.Sent, p.Seconds, note)
 	l := p.Latency
 	fmt.Fprintf(w, "  latency\tp50 %.2f ms\tp90 %.2f ms, p99 %.2f ms, max %.2f ms (%d answers 202)\n", l.P50, l.P90, l.P99, l.Max, l.N)
+	if g := p.Lag; g != nil {
+		fmt.Fprintf(w, "  lag\tp50 %.2f ms\tp90 %.2f ms, p99 %.2f ms, max %.2f ms: requests written after their due time (included in latency)\n", g.P50, g.P90, g.P99, g.Max)
+	}
 	fmt.Fprintf(w, "  errors\t%s\n", errorsText(p.Errors))
 	fmt.Fprintf(w, "  CPU\t%.1f s\t%.2f cores, %.0f µs per SET (%s)\n", p.CPUSeconds, p.CPUCores, p.CPUPerSET, p.UsageScope)
 	if p.MachineCPUCores > 0 {

@@ -367,6 +367,10 @@ func pushReport(res *LoadResult, before, after Usage, pool int64, events int, sc
 		UsageScope: scope, CPUSeconds: cpu.Seconds(), CPUCores: cpu.Seconds() / max(res.Elapsed.Seconds(), 1e-9),
 		PeakRSSMB: MB(after.PeakRSS), RSSBeforeMB: MB(before.RSS), PoolMB: MB(pool),
 	}
+	if len(res.Lags) > 0 {
+		lag := NewLatencyReport(Summarize(res.Lags))
+		p.Lag = &lag
+	}
 	if res.Sent > 0 {
 		p.CPUPerSET = float64(cpu.Microseconds()) / float64(res.Sent)
 	}
