@@ -54,20 +54,22 @@ func parseCompact(raw string) (compact, *Error) {
 	if err != nil {
 		return compact{}, badRequest("The signature part is not valid base64url.")
 	}
-	t := compact{signingInput: raw[:second], sig: s}
-	// One array for the members of both objects, sized by a first walk
-	// (a hint only: decodeObject validates and allocates if it is short).
-	mbuf := make(members, 0, countMembers(h)+countMembers(c))
-	if t.header, err = decodeObject(h, mbuf); err != nil {
+	// The members are read into arrays on the stack, then copied into
+	// one array of the right size.
+	var hbuf, cbuf [16]member
+	hm, err := decodeObject(h, hbuf[:0])
+	if err != nil {
 		return compact{}, badRequest("The JOSE header is not a valid JSON object: %s.", err)
 	}
-	// The claims' members go after the header's, in the same array.
-	rest := t.header[len(t.header):cap(t.header)]
-	t.header = t.header[:len(t.header):len(t.header)]
-	if t.claims, err = decodeObject(c, rest); err != nil {
+	cm, err := decodeObject(c, cbuf[:0])
+	if err != nil {
 		return compact{}, badRequest("The claims are not a valid JSON object: %s.", err)
 	}
-	return t, nil
+	all := make(members, len(hm)+len(cm))
+	copy(all, hm)
+	copy(all[len(hm):], cm)
+	return compact{signingInput: raw[:second], sig: s,
+		header: all[:len(hm):len(hm)], claims: all[len(hm):]}, nil
 }
 
 func indexByte(s string, b byte, from int) int {
@@ -99,8 +101,7 @@ func decodePart(dst, src []byte) ([]byte, error) {
 // members of a valid object are then read off without copying. Invalid
 // input is described by [decodeObjectSlow].
 //
-// The members are appended to buf[:0]; when it lacks room, to a new
-// array.
+// The members are appended to buf[:0], as scanObject does.
 func decodeObject(data []byte, buf members) (members, error) {
 	if jsontext.Value(data).IsValid() && nesting(data) <= maxJSONDepth {
 		if m, ok := scanObject(data, buf); ok {
@@ -179,28 +180,21 @@ func (m members) has(name string) bool {
 // document decodeObject accepted); ok is false when it is not an object,
 // and when the scanner meets something invalid after all.
 //
-// The members are appended to buf[:0]; when buf lacks room, to a new
-// array.
+// The members are appended to buf[:0] (which may be an array on the
+// caller's stack: the result then shares it).
 func scanObject(data []byte, buf members) (m members, ok bool) {
 	it, ok := iterObject(data)
 	if !ok {
 		return nil, false
 	}
-	n, first := 0, it
+	m = buf[:0]
 	for it.next() {
-		n++
+		m = append(m, member{name: it.name, value: it.value})
 	}
 	if !it.ok() {
 		return nil, false
 	}
-	m, it = buf[:0], first
-	if cap(m) < n {
-		m = make(members, 0, n)
-	}
-	for it.next() {
-		m = append(m, member{name: it.name, value: it.value})
-	}
-	return m, it.ok()
+	return m, true
 }
 
 // countMembers returns how many members the object data has, or a lower

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"testing"
@@ -238,4 +239,23 @@ func TestKnownClaim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDotAtomAddr: every address the dot-atom shortcut accepts, net/mail
+// accepts as an addr-spec without display name too (the shortcut only
+// saves the parser's work).
+func FuzzDotAtomAddr(f *testing.F) {
+	for _, s := range []string{"user@example.com", "a.b@c", "a..b@c", ".a@b", "a@b.", "a@@b", "a@b@c", "a b@c",
+		"!#$%&'*+-/=?^_`{|}~@x", "é@x", "a@[1.2.3.4]", `"a"@b`, "a@b (c)", "<a@b>", "@b", "a@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !isDotAtomAddr(s) {
+			return
+		}
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Name != "" || a.Address != s {
+			t.Fatalf("%q: shortcut accepts, net/mail says %v %+v", s, err, a)
+		}
+	})
 }

@@ -257,11 +257,45 @@ func principalFormats(raw json.RawMessage, legacy bool) []string {
 // isAddrSpec reports whether s is a bare RFC 5322 addr-spec: no display
 // name, angle brackets, comments or surrounding space.
 func isAddrSpec(s string) bool {
+	if isDotAtomAddr(s) {
+		return true
+	}
 	if s != strings.TrimSpace(s) || strings.ContainsAny(s, "<>()\r\n") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
 	return err == nil && a.Name == ""
+}
+
+// isDotAtomAddr reports whether s is the common form of an addr-spec,
+// ASCII dot-atom "@" dot-atom (RFC 5322 §3.4.1, §3.2.3), which
+// net/mail accepts as an address without display name; it saves the
+// parser's allocations for most addresses.
+func isDotAtomAddr(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && isDotAtom(local) && isDotAtom(domain)
+}
+
+// isDotAtom reports whether s is an ASCII RFC 5322 dot-atom-text: atext
+// runs separated by single dots.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isE164 reports whether s is "+" and 7 to 15 digits, the first not 0 (no
