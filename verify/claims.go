@@ -199,7 +199,9 @@ func (v *Verifier) checkEvents(c members, set *SET) *Error {
 	if v.cfg.Profile == ProfileSSF && n > 1 {
 		return badRequest("A Shared Signals SET must carry exactly one event; this one has %d.", n)
 	}
-	set.Events = make([]Event, 0, n)
+	if set.Events = set.Events[:0]; cap(set.Events) < n {
+		set.Events = make([]Event, 0, n)
+	}
 	for events = first; events.next(); {
 		name := string(events.name)
 		if _, known := payloads[name]; !known && !isURI(name) {

@@ -127,13 +127,23 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*SET, error) {
 	return set, nil
 }
 
+// setAlloc is a SET allocated with room for one audience and one event,
+// the usual case.
+type setAlloc struct {
+	set    SET
+	aud    [1]string
+	events [1]Event
+}
+
 // verify checks raw, the SET without surrounding space.
 func (v *Verifier) verify(ctx context.Context, raw string) (*SET, *Error) {
 	tok, e := parseCompact(raw)
 	if e != nil {
 		return nil, e
 	}
-	set := &SET{Raw: raw}
+	a := &setAlloc{set: SET{Raw: raw}}
+	set := &a.set
+	set.Aud, set.Events = a.aud[:0], a.events[:0]
 	// The jti, for rejections; checkClaims checks it.
 	set.JTI, _ = stringClaim(tok.claims, "jti")
 	jti := set.JTI
@@ -234,7 +244,7 @@ func (v *Verifier) checkAudience(c members, set *SET) *Error {
 		return reject(CodeInvalidAudience, "The aud claim is missing; it must name this receiver.")
 	}
 	if one, ok := knownClaim(c, "aud", v.cfg.Audience); ok {
-		set.Aud = []string{one}
+		set.Aud = append(set.Aud[:0], one)
 	} else if err := json.Unmarshal(raw, &set.Aud); err != nil {
 		return badRequest("The aud claim must be a string or an array of strings.")
 	}
