@@ -25,7 +25,6 @@ type compact struct {
 
 // parseCompact splits and decodes a compact JWS. It checks shape, strict
 // base64url, UTF-8 and duplicate member names; nothing about meaning.
-// raw must not change while the SET is in use (it is the SET's own copy).
 func parseCompact(raw string) (compact, *Error) {
 	first := indexByte(raw, '.', 0)
 	second := indexByte(raw, '.', first+1)
@@ -36,8 +35,9 @@ func parseCompact(raw string) (compact, *Error) {
 		return compact{}, badRequest("Encrypted SETs (JWE) are not supported; send a signed compact JWS.")
 	}
 	hp, cp, sp := raw[:first], raw[first+1:second], raw[second+1:]
-	// One buffer for the three decoded parts and the encoded input they
-	// are decoded from.
+	// One buffer for the three decoded parts and a copy of the encoded
+	// input they are decoded from (the decoder reads bytes, raw is a
+	// string).
 	hn, cn, sn := b64.DecodedLen(len(hp)), b64.DecodedLen(len(cp)), b64.DecodedLen(len(sp))
 	buf := make([]byte, hn+cn+sn+len(raw))
 	src := buf[hn+cn+sn:]

@@ -206,7 +206,7 @@ func (v *Verifier) checkHeader(h members, out *Header) *Error {
 		return badRequest("The crit header lists extensions this receiver does not understand.")
 	}
 	if h.has("typ") {
-		t, ok := knownClaim(h, "typ", setTypes)
+		t, ok := knownClaim(h, "typ", []string{"secevent+jwt", "application/secevent+jwt"})
 		if !ok || !isSETType(t) {
 			return badRequest("The typ header must be secevent+jwt.")
 		}
@@ -227,9 +227,6 @@ func (v *Verifier) checkHeader(h members, out *Header) *Error {
 	}
 	return nil
 }
-
-// setTypes are the usual spellings of a SET's typ header.
-var setTypes = []string{"secevent+jwt", "application/secevent+jwt"}
 
 // isSETType reports whether typ names application/secevent+jwt, with or
 // without the application/ prefix, in any case (RFC 7515 §4.1.9).
