@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"time"
 )
 
-// stringClaim returns m[name] when it is a JSON string.
-func stringClaim(m map[string]json.RawMessage, name string) (string, bool) {
-	raw, ok := m[name]
-	if !ok || len(raw) < 2 || raw[0] != '"' {
+// stringClaim returns m's member name when it is a JSON string.
+func stringClaim(m members, name string) (string, bool) {
+	raw, _ := m.get(name)
+	return stringOf(raw)
+}
+
+// stringOf returns the JSON string raw holds (false when raw is absent or
+// not a string).
+func stringOf(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	if raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
@@ -25,17 +32,46 @@ func stringClaim(m map[string]json.RawMessage, name string) (string, bool) {
 	return s, true
 }
 
-// numberClaim returns m[name] when it is a JSON number.
-func numberClaim(m map[string]json.RawMessage, name string) (json.Number, bool) {
-	raw, ok := m[name]
-	if !ok || len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+// knownClaim is stringClaim for a member whose value is usually one of
+// known: that value is returned as the known string, without a copy.
+func knownClaim(m members, name string, known []string) (string, bool) {
+	raw, _ := m.get(name)
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		// A known string equal to the bytes between the quotes holds no
+		// backslash, so the JSON string has no escape and means it.
+		for _, k := range known {
+			if string(raw[1:len(raw)-1]) == k {
+				return k, true
+			}
+		}
+	}
+	return stringOf(raw)
+}
+
+// numberClaim returns m's member name when it is a JSON number.
+func numberClaim(m members, name string) (json.Number, bool) {
+	raw, _ := m.get(name)
+	if _, ok := floatOf(raw); !ok {
 		return "", false
 	}
-	n := json.Number(raw)
-	if _, err := n.Float64(); err != nil {
-		return "", false
+	return json.Number(raw), true
+}
+
+// floatClaim returns the value of m's member name when it is a JSON
+// number, as numberClaim does without keeping the number's text.
+func floatClaim(m members, name string) (float64, bool) {
+	raw, _ := m.get(name)
+	return floatOf(raw)
+}
+
+// floatOf returns the JSON number raw holds as json.Number.Float64 reads
+// it (false when raw is absent or not a number).
+func floatOf(raw json.RawMessage) (float64, bool) {
+	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return 0, false
 	}
-	return n, true
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil
 }
 
 // numericDate converts a NumericDate to a time, truncated to the second.
@@ -54,7 +90,9 @@ func isObject(raw json.RawMessage) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
-func (v *Verifier) checkClaims(c map[string]json.RawMessage, set *SET) *Error {
+// checkClaims checks the claims after the signature. set.JTI must hold
+// the jti claim if it is a string.
+func (v *Verifier) checkClaims(c members, set *SET) *Error {
 	ssf := v.cfg.Profile == ProfileSSF
 	now := v.now()
 
@@ -74,63 +112,63 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage, set *SET) *Error {
 	}
 	set.IAT = iat
 
-	if _, ok := c["nbf"]; ok {
+	if c.has("nbf") {
 		// RFC 7519 §4.1.5: the token must not be accepted before nbf.
-		nbf, ok := numberClaim(c, "nbf")
+		nf, ok := floatClaim(c, "nbf")
 		if !ok {
 			return badRequest("The nbf claim is not a number.")
 		}
-		nf, _ := nbf.Float64()
 		if numericDate(nf).After(now.Add(v.cfg.MaxClockSkew)) {
 			return badRequest("The SET is not valid yet: nbf is more than %s in the future.", v.cfg.MaxClockSkew)
 		}
 	}
 
-	jti, ok := stringClaim(c, "jti")
-	if !ok || jti == "" {
+	// set.JTI is the jti claim when it is a string, else "" (verify
+	// read it for its rejections).
+	if set.JTI == "" {
 		return badRequest("The jti claim is missing or not a non-empty string.")
 	}
-	if len(jti) > 256 {
+	if len(set.JTI) > 256 {
 		return badRequest("The jti claim is longer than 256 bytes.")
 	}
-	set.JTI = jti
 
-	if _, ok := c["toe"]; ok {
+	if c.has("toe") {
 		n, ok := numberClaim(c, "toe")
 		if !ok {
 			return badRequest("The toe claim is not a number.")
 		}
 		set.TOE = &n
 	}
-	if _, ok := c["txn"]; ok {
+	if c.has("txn") {
+		var ok bool
 		if set.TXN, ok = stringClaim(c, "txn"); !ok {
 			return badRequest("The txn claim is not a string.")
 		}
 	}
 
-	if _, ok := c["sub"]; ok {
+	if c.has("sub") {
 		if ssf {
 			return badRequest("The sub claim must not be present in a Shared Signals SET; use sub_id.")
 		}
+		var ok bool
 		if set.Sub, ok = stringClaim(c, "sub"); !ok {
 			return badRequest("The sub claim is not a string.")
 		}
 	}
-	if _, ok := c["exp"]; ok {
+	if c.has("exp") {
 		if ssf {
 			return badRequest("The exp claim must not be present in a Shared Signals SET.")
 		}
-		exp, ok := numberClaim(c, "exp")
+		ef, ok := floatClaim(c, "exp")
 		if !ok {
 			return badRequest("The exp claim is not a number.")
 		}
-		ef, _ := exp.Float64()
 		if now.Add(-v.cfg.MaxClockSkew).After(numericDate(ef)) {
 			return badRequest("The SET expired (exp is in the past).")
 		}
 	}
 
-	if raw, ok := c["sub_id"]; ok {
+	if raw, ok := c.get("sub_id"); ok {
 		if e := v.checkSubID(raw, set); e != nil {
 			return e
 		}
@@ -142,59 +180,43 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage, set *SET) *Error {
 	return v.checkEvents(c, set)
 }
 
-func (v *Verifier) checkEvents(c map[string]json.RawMessage, set *SET) *Error {
-	raw, ok := c["events"]
+func (v *Verifier) checkEvents(c members, set *SET) *Error {
+	raw, ok := c.get("events")
 	if !ok || !isObject(raw) {
 		return badRequest("The events claim is missing or not a JSON object.")
 	}
-	names, members, err := orderedMembers(raw)
-	if err != nil {
+	events, ok := iterObject(raw)
+	n, first := 0, events
+	for events.next() {
+		n++
+	}
+	if !ok || !events.ok() {
 		return badRequest("The events claim is not a valid JSON object.")
 	}
-	if len(names) == 0 {
+	if n == 0 {
 		return badRequest("The events claim has no event.")
 	}
-	if v.cfg.Profile == ProfileSSF && len(names) > 1 {
-		return badRequest("A Shared Signals SET must carry exactly one event; this one has %d.", len(names))
+	if v.cfg.Profile == ProfileSSF && n > 1 {
+		return badRequest("A Shared Signals SET must carry exactly one event; this one has %d.", n)
 	}
-	for i, name := range names {
-		if !isURI(name) {
+	if set.Events = set.Events[:0]; cap(set.Events) < n {
+		set.Events = make([]Event, 0, n)
+	}
+	for events = first; events.next(); {
+		name := string(events.name)
+		if _, known := payloads[name]; !known && !isURI(name) {
 			return badRequest("Event type %q is not a URI.", truncate(name, 128))
 		}
-		if !isObject(members[i]) {
+		if !isObject(events.value) {
 			return badRequest("The payload of event %q is not a JSON object.", truncate(name, 128))
 		}
-		ev := Event{Type: name, Payload: members[i]}
+		ev := Event{Type: name, Payload: events.value}
 		if e := v.checkPayload(ev, set); e != nil {
 			return e
 		}
 		set.Events = append(set.Events, ev)
 	}
 	return nil
-}
-
-// orderedMembers returns an object's member names and values in document
-// order (the order the issuer wrote them).
-func orderedMembers(raw json.RawMessage) ([]string, []json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return nil, nil, err
-	}
-	var names []string
-	var values []json.RawMessage
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, nil, err
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, err
-		}
-		names = append(names, t.(string))
-		values = append(values, v)
-	}
-	return names, values, nil
 }
 
 // isURI reports whether s is an absolute URI (a scheme and something after

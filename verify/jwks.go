@@ -15,6 +15,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // SkipReason says why a key of an issuer's JWKS is not used. The set is
@@ -66,18 +67,52 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 // response builds a new table (storage and Keyfunc included), swapped in
 // whole.
 type keyTable struct {
-	keys         []jwkset.JWK
-	kf           keyfunc.Keyfunc
+	keys []jwkset.JWK
+	kf   keyfunc.Keyfunc
+	// keyfn is kf's jwt.Keyfunc, made once: the storage reads no
+	// context, so every SET may share it.
+	keyfn        jwt.Keyfunc
 	skipped      []SkippedKey
 	skippedByKID map[string]SkippedKey
+	// byKID indexes the usable keys by kid (the first key of a repeated
+	// kid, as the storage answers), with what [fit] says of each.
+	byKID map[string]*vettedKey
 }
 
-// seal hands the usable keys to a fresh jwkset storage and builds the
-// Keyfunc over it. The storage returns the first key of a repeated kid,
-// as the JWKS lists them.
+// vettedKey is a usable key with the algorithms [fit] allows it for,
+// worked out once when the table is built rather than on every SET.
+type vettedKey struct {
+	jwk jwkset.JWK
+	// fits holds, for each algorithm the key fits, the token header
+	// its Keyfunc is asked with (read-only, shared by every SET).
+	fits map[string]*jwt.Token
+}
+
+// keyfuncToken is the token a Keyfunc resolves kid for alg from.
+func keyfuncToken(kid, alg string) *jwt.Token {
+	return &jwt.Token{Header: map[string]any{jwkset.HeaderKID: kid, "alg": alg}}
+}
+
+// seal hands the usable keys to a fresh storage and builds the Keyfunc
+// over it. The storage returns the first key of a repeated kid, as the
+// JWKS lists them.
 func (t *keyTable) seal() error {
-	store := jwkset.NewMemoryStorage()
-	if err := store.KeyReplaceAll(context.Background(), slices.Clone(t.keys)); err != nil {
+	t.byKID = make(map[string]*vettedKey, len(t.keys))
+	for _, j := range t.keys {
+		kid := j.Marshal().KID
+		if _, dup := t.byKID[kid]; dup {
+			continue
+		}
+		v := &vettedKey{jwk: j, fits: make(map[string]*jwt.Token)}
+		for alg := range methods {
+			if _, e := fit(j, alg); e == nil {
+				v.fits[alg] = keyfuncToken(kid, alg)
+			}
+		}
+		t.byKID[kid] = v
+	}
+	store := &kidStorage{MemoryJWKSet: jwkset.NewMemoryStorage(), byKID: t.byKID}
+	if err := store.MemoryJWKSet.KeyReplaceAll(context.Background(), slices.Clone(t.keys)); err != nil {
 		return fmt.Errorf("jwks: %w", err)
 	}
 	kf, err := keyfunc.New(keyfunc.Options{Storage: store, Ctx: context.Background()})
@@ -85,8 +120,40 @@ func (t *keyTable) seal() error {
 		return fmt.Errorf("jwks: %w", err)
 	}
 	t.kf = kf
+	t.keyfn = kf.KeyfuncCtx(context.Background())
 	return nil
 }
+
+// kidStorage is a table's [jwkset.MemoryJWKSet] whose KeyRead answers
+// from the table's index by kid instead of scanning (and copying) every
+// key; it answers as the scan would, with the first key of a repeated
+// kid. It is read-only once sealed: writes would leave the index behind.
+type kidStorage struct {
+	*jwkset.MemoryJWKSet
+	byKID map[string]*vettedKey
+}
+
+// errReadOnlyStorage refuses writes to a sealed table's storage.
+var errReadOnlyStorage = errors.New("jwks: a key table's storage is read-only")
+
+// KeyRead returns the key with kid.
+func (s *kidStorage) KeyRead(_ context.Context, kid string) (jwkset.JWK, error) {
+	if v, ok := s.byKID[kid]; ok {
+		return v.jwk, nil
+	}
+	return jwkset.JWK{}, fmt.Errorf("%w: kid %q", jwkset.ErrKeyNotFound, kid)
+}
+
+// KeyDelete refuses: the storage is read-only.
+func (s *kidStorage) KeyDelete(context.Context, string) (bool, error) {
+	return false, errReadOnlyStorage
+}
+
+// KeyReplaceAll refuses: the storage is read-only.
+func (s *kidStorage) KeyReplaceAll(context.Context, []jwkset.JWK) error { return errReadOnlyStorage }
+
+// KeyWrite refuses: the storage is read-only.
+func (s *kidStorage) KeyWrite(context.Context, jwkset.JWK) error { return errReadOnlyStorage }
 
 // skippedKID returns why the key with kid was skipped, if it was.
 func (t *keyTable) skippedKID(kid string) (SkippedKey, bool) {
@@ -202,9 +269,9 @@ func parseJWK(raw json.RawMessage) (j jwkset.JWK, skip *SkippedKey, pub crypto.P
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(raw, &members) != nil {
 		return jwkset.JWK{}, &SkippedKey{Reason: SkipUnparsable, Detail: "not a JSON object"}, nil
 	}
-	kid, _ := stringClaim(members, "kid")
+	kid, _ := stringOf(members["kid"])
 	kid = truncate(kid, 256)
-	kty, ok := stringClaim(members, "kty")
+	kty, ok := stringOf(members["kty"])
 	if !ok {
 		return jwkset.JWK{}, &SkippedKey{KID: kid, Reason: SkipUnparsable, Detail: "kty is missing or not a string"}, nil
 	}
@@ -231,13 +298,13 @@ func parsePublic(raw json.RawMessage, members map[string]json.RawMessage, kid, k
 	switch kty {
 	case string(jwkset.KtyRSA):
 	case string(jwkset.KtyEC):
-		switch crv, _ := stringClaim(members, "crv"); crv {
+		switch crv, _ := stringOf(members["crv"]); crv {
 		case string(jwkset.CrvP256), string(jwkset.CrvP384), string(jwkset.CrvP521):
 		default:
 			return skip(SkipUnsupported, "EC curve %q is not supported", truncate(crv, 32))
 		}
 	case string(jwkset.KtyOKP):
-		if crv, _ := stringClaim(members, "crv"); crv != string(jwkset.CrvEd25519) {
+		if crv, _ := stringOf(members["crv"]); crv != string(jwkset.CrvEd25519) {
 			return skip(SkipUnsupported, "OKP curve %q is not supported", truncate(crv, 32))
 		}
 	default:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -136,4 +138,73 @@ func TestKeyTableKeyfunc(t *testing.T) {
 	if kept.kf.Storage() == later.kf.Storage() {
 		t.Fatal("want a new storage per response")
 	}
+}
+
+// countingStorage counts the reads of a jwkset storage.
+type countingStorage struct {
+	jwkset.Storage
+	reads, readAlls int
+}
+
+func (s *countingStorage) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	s.reads++
+	return s.Storage.KeyRead(ctx, kid)
+}
+
+func (s *countingStorage) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
+	s.readAlls++
+	return s.Storage.KeyReadAll(ctx)
+}
+
+// TestResolveAsksKeyfuncOnce: resolving a kid reads the table's storage
+// once, through its keyfunc, whatever the outcome; the storage answers
+// KeyRead from its index as the jwkset memory storage would (the first
+// key of a repeated kid; ErrKeyNotFound otherwise) and refuses writes.
+func TestResolveAsksKeyfuncOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b, enc := mustEC(t), mustEC(t), mustEC(t)
+	body := `{"keys":[` + strings.Join([]string{
+		fuzzJWK(t, &a.PublicKey, "dup", nil),
+		fuzzJWK(t, &b.PublicKey, "dup", nil),
+		fuzzJWK(t, &enc.PublicKey, "enc", map[string]string{"use": "enc"}),
+	}, ",") + `]}`
+	tab, err := parseJWKS([]byte(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := tab.kf.Storage().KeyRead(ctx, "dup")
+	if err != nil || !j.Key().(*ecdsa.PublicKey).Equal(&a.PublicKey) {
+		t.Fatalf("want the first key with kid dup, got %v", err)
+	}
+	if _, err := tab.kf.Storage().KeyRead(ctx, "nope"); !errors.Is(err, jwkset.ErrKeyNotFound) {
+		t.Fatalf("want ErrKeyNotFound, got %v", err)
+	}
+	if err := tab.kf.Storage().KeyWrite(ctx, j); err == nil {
+		t.Fatal("want the sealed storage to refuse a write")
+	}
+
+	counting := &countingStorage{Storage: tab.kf.Storage()}
+	kf, err := keyfunc.New(keyfunc.Options{Storage: counting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.kf, tab.keyfn = kf, kf.KeyfuncCtx(ctx)
+	for _, tt := range []struct{ kid, alg string }{
+		{"dup", "ES256"}, {"dup", "ES384"}, {"enc", "ES256"}, {"nope", "ES256"},
+	} {
+		counting.reads, counting.readAlls = 0, 0
+		_, _, _ = tab.resolve(ctx, tt.kid, tt.alg)
+		if counting.reads != 1 || counting.readAlls != 0 {
+			t.Fatalf("%s %s: want 1 KeyRead, got %d (and %d KeyReadAll)", tt.kid, tt.alg, counting.reads, counting.readAlls)
+		}
+	}
+}
+
+func mustEC(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

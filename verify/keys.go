@@ -197,13 +197,13 @@ func (ks *keySet) noteSkipped(ctx context.Context, skipped []SkippedKey) {
 // one named by kid (refreshing once, rate-limited, if it is unknown), or
 // without kid every key whose type fits alg. Keys come from the table's
 // keyfunc (see [keyTable.resolve]); [fit] vets each before it is used.
-func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
+// The keys are appended to keys.
+func (ks *keySet) lookup(ctx context.Context, h Header, keys []any) ([]any, *Error) {
 	t := ks.table.Load()
 	if t == nil {
 		t = &keyTable{}
 	}
 	if h.Kid == "" {
-		var keys []any
 		for _, j := range t.all(ctx) {
 			if k, e := fit(j, h.Alg); e == nil {
 				keys = append(keys, k)
@@ -240,29 +240,36 @@ func (ks *keySet) lookup(ctx context.Context, h Header) ([]any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	return []any{k}, nil
+	return append(keys, k), nil
 }
 
 // resolve returns the key kid names, for alg. The table's keyfunc
 // resolves kid to the key (and refuses a key whose alg member differs,
-// RFC 7517 §4.4); [fit] then applies setgate's own checks (use, key_ops,
-// alg, type, curve, RSA size) to the same JWK, so a key keyfunc accepts
-// is still refused when it does not fit, with fit's description. found
-// is false when the table has no key with kid.
-func (t *keyTable) resolve(ctx context.Context, kid, alg string) (key any, found bool, e *Error) {
+// RFC 7517 §4.4), asked once per SET; [fit]'s checks (use, key_ops, alg,
+// type, curve, RSA size) of the same JWK were made when the table was
+// built, so a key keyfunc accepts is still refused when it does not fit,
+// with fit's description. found is false when the table has no key with
+// kid.
+func (t *keyTable) resolve(_ context.Context, kid, alg string) (key any, found bool, e *Error) {
 	if t.kf == nil {
 		return nil, false, nil
 	}
-	key, err := t.kf.KeyfuncCtx(ctx)(&jwt.Token{Header: map[string]any{jwkset.HeaderKID: kid, "alg": alg}})
-	if errors.Is(err, jwkset.ErrKeyNotFound) {
+	v := t.byKID[kid]
+	tok, fits := (*jwt.Token)(nil), false
+	if v != nil {
+		tok, fits = v.fits[alg]
+	}
+	if !fits {
+		tok = keyfuncToken(kid, alg)
+	}
+	key, err := t.keyfn(tok)
+	if errors.Is(err, jwkset.ErrKeyNotFound) || v == nil {
 		return nil, false, nil
 	}
-	j, rerr := t.kf.Storage().KeyRead(ctx, kid)
-	if rerr != nil {
-		return nil, false, nil
-	}
-	if _, e := fit(j, alg); e != nil {
-		return nil, true, e
+	if !fits {
+		if _, e := fit(v.jwk, alg); e != nil {
+			return nil, true, e
+		}
 	}
 	if err != nil {
 		return nil, true, &Error{Code: CodeInvalidKey, Description: fmt.Sprintf("Key %q does not fit algorithm %s.", truncate(kid, 64), alg), Err: err}

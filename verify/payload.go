@@ -189,8 +189,9 @@ func (v *Verifier) checkPayload(ev Event, set *SET) *Error {
 	if !known {
 		return nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(ev.Payload, &m); err != nil {
+	var buf [8]member
+	m, ok := scanObject(ev.Payload, buf[:0])
+	if !ok {
 		return badRequest("The payload of event %q is not a JSON object.", ev.Type)
 	}
 	if faults := def.check(m, set.SubID); len(faults) > 0 {
@@ -241,7 +242,7 @@ func KnownEventTypes() []string {
 
 // check returns every fault of payload m, in field order. subID is the
 // SET's sub_id (nil when absent).
-func (d eventDef) check(m map[string]json.RawMessage, subID json.RawMessage) []fault {
+func (d eventDef) check(m members, subID json.RawMessage) []fault {
 	var faults []fault
 	for _, f := range d.fields {
 		faults = append(faults, f.check(m, d.family)...)
@@ -253,8 +254,8 @@ func (d eventDef) check(m map[string]json.RawMessage, subID json.RawMessage) []f
 }
 
 // check returns the faults of field f in payload m.
-func (f field) check(m map[string]json.RawMessage, family string) []fault {
-	raw, ok := m[f.name]
+func (f field) check(m members, family string) []fault {
+	raw, ok := m.get(f.name)
 	if !ok || string(raw) == "null" {
 		if f.required {
 			return []fault{{fmt.Sprintf("required field %q is missing", f.name), f.name + " is missing"}}
@@ -266,7 +267,7 @@ func (f field) check(m map[string]json.RawMessage, family string) []fault {
 	}
 	switch f.kind {
 	case kString:
-		s, ok := stringClaim(m, f.name)
+		s, ok := knownClaim(m, f.name, f.values)
 		if !ok {
 			return wrongType("a string")
 		}
@@ -275,13 +276,13 @@ func (f field) check(m map[string]json.RawMessage, family string) []fault {
 		}
 		return f.checkValue(s, family)
 	case kNumber, kTimestamp:
-		n, ok := numberClaim(m, f.name)
+		x, ok := floatClaim(m, f.name)
 		if !ok {
 			return wrongType("a number")
 		}
 		// Seconds beyond 1e11 are after the year 5000: the value is in
 		// milliseconds, as in early CAEP drafts' examples.
-		if x, _ := n.Float64(); f.kind == kTimestamp && x >= 1e11 {
+		if f.kind == kTimestamp && x >= 1e11 {
 			return []fault{{fmt.Sprintf("%q is in milliseconds; NumericDate is in seconds", f.name), f.name + " is in milliseconds, not seconds"}}
 		}
 	case kObject:
@@ -298,8 +299,7 @@ func (f field) check(m map[string]json.RawMessage, family string) []fault {
 		if _, isString := stringClaim(m, f.name); isString {
 			return []fault{{fmt.Sprintf("%q must map language tags to strings, not be a plain string", f.name), f.name + " is a plain string, not a map of language tags"}}
 		}
-		var lm map[string]string
-		if !isObject(raw) || json.Unmarshal(raw, &lm) != nil || len(lm) == 0 {
+		if !isLangMap(raw) {
 			return wrongType("a map of language tags to strings")
 		}
 	case kSubject:
@@ -341,11 +341,30 @@ func (f field) checkValue(s, family string) []fault {
 	}}
 }
 
+// isLangMap reports whether raw is an object with at least one member
+// whose every value is a string (or null), what encoding/json decodes
+// into a non-empty map[string]string.
+func isLangMap(raw json.RawMessage) bool {
+	it, ok := iterObject(raw)
+	if !ok {
+		return false
+	}
+	n := 0
+	for it.next() {
+		if it.value[0] != '"' && string(it.value) != "null" {
+			return false
+		}
+		n++
+	}
+	return it.ok() && n > 0
+}
+
 // checkIdentifierSubject checks RISC identifier-changed/-recycled: the
 // subject (sub_id, or the payload subject) must be an email address or a
 // phone number, and new-value, when present, must have the same form.
-func checkIdentifierSubject(m map[string]json.RawMessage, subID json.RawMessage) []fault {
-	formats := append(principalFormats(subID, false), principalFormats(m["subject"], true)...)
+func checkIdentifierSubject(m members, subID json.RawMessage) []fault {
+	subject, _ := m.get("subject")
+	formats := append(principalFormats(subID, false), principalFormats(subject, true)...)
 	email, phone := slices.Contains(formats, "email"), slices.Contains(formats, "phone_number")
 	if !email && !phone {
 		return []fault{{"the subject must be an email or phone_number identifier", "subject is not an email or phone_number identifier"}}

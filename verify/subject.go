@@ -1,10 +1,10 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/mail"
 	"net/netip"
 	"slices"
@@ -91,12 +91,13 @@ type subjectChecker struct {
 // or aliases: a top-level subject may be either, a complex member may be
 // aliases, an aliases identifier may be neither.
 func (c *subjectChecker) check(raw json.RawMessage, where string, allowComplex, allowAliases bool) string {
-	var m map[string]json.RawMessage
-	if !isObject(raw) || json.Unmarshal(raw, &m) != nil {
+	var buf [4]member
+	m, ok := scanObject(raw, buf[:0])
+	if !isObject(raw) || !ok {
 		return where + " is not a JSON object"
 	}
 	format, ok := stringClaim(m, "format")
-	if _, present := m["format"]; !present && c.legacy {
+	if !m.has("format") && c.legacy {
 		if _, ok := stringClaim(m, "subject_type"); ok {
 			return "" // legacy RISC subject: its members are not defined anywhere
 		}
@@ -124,13 +125,19 @@ func (c *subjectChecker) check(raw json.RawMessage, where string, allowComplex, 
 		return c.complex(raw, where)
 	}
 	required := subjectFormats[canon]
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		if name != "format" && !slices.Contains(required, name) {
-			return fmt.Sprintf("%s (format %s) has member %q that the format does not define", where, canon, truncate(name, 64))
+	// The first undefined member in name order, as sorted map keys.
+	var undefined []byte
+	for _, mb := range m {
+		if name := string(mb.name); name != "format" && !slices.Contains(required, name) &&
+			(undefined == nil || bytes.Compare(mb.name, undefined) < 0) {
+			undefined = mb.name
 		}
 	}
+	if undefined != nil {
+		return fmt.Sprintf("%s (format %s) has member %q that the format does not define", where, canon, truncate(string(undefined), 64))
+	}
 	for _, name := range required {
-		val, ok := m[name]
+		val, ok := m.get(name)
 		if !ok || string(val) == "null" {
 			return fmt.Sprintf("%s (format %s) is missing %q", where, canon, name)
 		}
@@ -172,19 +179,22 @@ func (c *subjectChecker) check(raw json.RawMessage, where string, allowComplex, 
 // complex checks the named members of a complex subject (SSF §3.3), in
 // the order the issuer wrote them. Each must be a simple subject.
 func (c *subjectChecker) complex(raw json.RawMessage, where string) string {
-	names, members, err := orderedMembers(raw)
-	if err != nil {
+	it, ok := iterObject(raw)
+	if !ok {
 		return where + " is not a JSON object"
 	}
 	n := 0
-	for i, name := range names {
-		if name == "format" {
+	for it.next() {
+		if string(it.name) == "format" {
 			continue
 		}
 		n++
-		if f := c.check(members[i], where+"."+pathElem(name), false, true); f != "" {
+		if f := c.check(it.value, where+"."+pathElem(string(it.name)), false, true); f != "" {
 			return f
 		}
+	}
+	if !it.ok() {
+		return where + " is not a JSON object"
 	}
 	if n == 0 {
 		return where + " is complex but names no subject"
@@ -214,8 +224,9 @@ func (v *Verifier) checkSubID(raw json.RawMessage, set *SET) *Error {
 // its principal by: its own format; for a complex subject, its user's;
 // for aliases, every identifier's. legacy also reads "subject_type".
 func principalFormats(raw json.RawMessage, legacy bool) []string {
-	var m map[string]json.RawMessage
-	if !isObject(raw) || json.Unmarshal(raw, &m) != nil {
+	var buf [4]member
+	m, ok := scanObject(raw, buf[:0])
+	if !isObject(raw) || !ok {
 		return nil
 	}
 	format, ok := stringClaim(m, "format")
@@ -228,10 +239,12 @@ func principalFormats(raw json.RawMessage, legacy bool) []string {
 	}
 	switch canon {
 	case "complex":
-		return principalFormats(m["user"], false)
+		user, _ := m.get("user")
+		return principalFormats(user, false)
 	case "aliases":
 		var ids []json.RawMessage
-		_ = json.Unmarshal(m["identifiers"], &ids)
+		idents, _ := m.get("identifiers")
+		_ = json.Unmarshal(idents, &ids)
 		var out []string
 		for _, id := range ids {
 			out = append(out, principalFormats(id, false)...)
@@ -244,11 +257,45 @@ func principalFormats(raw json.RawMessage, legacy bool) []string {
 // isAddrSpec reports whether s is a bare RFC 5322 addr-spec: no display
 // name, angle brackets, comments or surrounding space.
 func isAddrSpec(s string) bool {
+	if isDotAtomAddr(s) {
+		return true
+	}
 	if s != strings.TrimSpace(s) || strings.ContainsAny(s, "<>()\r\n") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
 	return err == nil && a.Name == ""
+}
+
+// isDotAtomAddr reports whether s is the common form of an addr-spec,
+// ASCII dot-atom "@" dot-atom (RFC 5322 §3.4.1, §3.2.3), which
+// net/mail accepts as an address without display name; it saves the
+// parser's allocations for most addresses.
+func isDotAtomAddr(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && isDotAtom(local) && isDotAtom(domain)
+}
+
+// isDotAtom reports whether s is an ASCII RFC 5322 dot-atom-text: atext
+// runs separated by single dots.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isE164 reports whether s is "+" and 7 to 15 digits, the first not 0 (no
@@ -324,6 +371,10 @@ func hasSpaceOrCtl(s string) bool {
 // as a strict issuer checks a SET's sub_id: a structural fault or a value
 // fault (an email that is not an addr-spec, …) is an error.
 func CheckSubject(raw json.RawMessage) error {
+	if !json.Valid(raw) {
+		// The checker reads values it was handed valid.
+		return errors.New("subject is not a JSON object")
+	}
 	var c subjectChecker
 	if f := c.check(raw, "subject", true, true); f != "" {
 		return errors.New(f)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -119,21 +120,33 @@ func (v *Verifier) KeyStatus(ctx context.Context) KeyStatus { return v.keys.stat
 // Verify runs the whole pipeline on one compact SET. On failure the error
 // is an [*Error] carrying the RFC 8935 code.
 func (v *Verifier) Verify(ctx context.Context, raw []byte) (*SET, error) {
-	set, e := v.verify(ctx, string(raw))
+	set, e := v.verify(ctx, string(bytes.TrimSpace(raw)))
 	if e != nil {
 		return nil, e
 	}
 	return set, nil
 }
 
+// setAlloc is a SET allocated with room for one audience and one event,
+// the usual case.
+type setAlloc struct {
+	set    SET
+	aud    [1]string
+	events [1]Event
+}
+
+// verify checks raw, the SET without surrounding space.
 func (v *Verifier) verify(ctx context.Context, raw string) (*SET, *Error) {
-	raw = strings.TrimSpace(raw)
 	tok, e := parseCompact(raw)
 	if e != nil {
 		return nil, e
 	}
-	set := &SET{Raw: raw}
-	jti, _ := stringClaim(tok.claims, "jti")
+	a := &setAlloc{set: SET{Raw: raw}}
+	set := &a.set
+	set.Aud, set.Events = a.aud[:0], a.events[:0]
+	// The jti, for rejections; checkClaims checks it.
+	set.JTI, _ = stringClaim(tok.claims, "jti")
+	jti := set.JTI
 	fail := func(e *Error) (*SET, *Error) {
 		e.JTI = jti
 		return nil, e
@@ -146,7 +159,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*SET, *Error) {
 	method := methods[set.Header.Alg]
 
 	// Issuer, before any key work: the keys must belong to iss.
-	iss, ok := stringClaim(tok.claims, "iss")
+	iss, ok := knownClaim(tok.claims, "iss", []string{v.cfg.Issuer})
 	if !ok || iss == "" {
 		return fail(badRequest("The iss claim is missing or not a string."))
 	}
@@ -156,7 +169,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*SET, *Error) {
 	set.Iss = iss
 
 	// Key and signature.
-	keys, e := v.keys.lookup(ctx, set.Header)
+	var one [1]any
+	keys, e := v.keys.lookup(ctx, set.Header, one[:0])
 	if e != nil {
 		return fail(e)
 	}
@@ -183,16 +197,16 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*SET, *Error) {
 	return set, nil
 }
 
-func (v *Verifier) checkHeader(h map[string]json.RawMessage, out *Header) *Error {
-	alg, ok := stringClaim(h, "alg")
+func (v *Verifier) checkHeader(h members, out *Header) *Error {
+	alg, ok := knownClaim(h, "alg", v.cfg.Algorithms)
 	if !ok || alg == "" {
 		return badRequest("The alg header is missing or not a string.")
 	}
-	if _, present := h["crit"]; present {
+	if h.has("crit") {
 		return badRequest("The crit header lists extensions this receiver does not understand.")
 	}
-	if _, hasTyp := h["typ"]; hasTyp {
-		t, ok := stringClaim(h, "typ")
+	if h.has("typ") {
+		t, ok := knownClaim(h, "typ", []string{"secevent+jwt", "application/secevent+jwt"})
 		if !ok || !isSETType(t) {
 			return badRequest("The typ header must be secevent+jwt.")
 		}
@@ -204,7 +218,7 @@ func (v *Verifier) checkHeader(h map[string]json.RawMessage, out *Header) *Error
 		return reject(CodeInvalidKey, "Algorithm %q is not allowed for this issuer.", truncate(alg, 32))
 	}
 	out.Alg = alg
-	if _, present := h["kid"]; present {
+	if h.has("kid") {
 		kid, ok := stringClaim(h, "kid")
 		if !ok {
 			return badRequest("The kid header is not a string.")
@@ -221,14 +235,13 @@ func isSETType(typ string) bool {
 	return t == "secevent+jwt" || t == "application/secevent+jwt"
 }
 
-func (v *Verifier) checkAudience(c map[string]json.RawMessage, set *SET) *Error {
-	raw, ok := c["aud"]
+func (v *Verifier) checkAudience(c members, set *SET) *Error {
+	raw, ok := c.get("aud")
 	if !ok || string(raw) == "null" {
 		return reject(CodeInvalidAudience, "The aud claim is missing; it must name this receiver.")
 	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		set.Aud = []string{one}
+	if one, ok := knownClaim(c, "aud", v.cfg.Audience); ok {
+		set.Aud = append(set.Aud[:0], one)
 	} else if err := json.Unmarshal(raw, &set.Aud); err != nil {
 		return badRequest("The aud claim must be a string or an array of strings.")
 	}
