@@ -33,6 +33,11 @@ type Bridge struct {
 
 	// consumerPassword is the embedded listener's [ConsumerUser] password.
 	consumerPassword string
+
+	// msgPool holds released *outMsg for reuse; ackPrefix is the usual
+	// start of the stream's PubAcks (see parsePubAck).
+	msgPool   sync.Pool
+	ackPrefix []byte
 }
 
 // Open connects to NATS as cfg says (starting the embedded server when
@@ -51,7 +56,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: cfg.URL, closed: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: cfg.URL, closed: make(chan struct{}), ackPrefix: pubAckPrefix(cfg.Stream)}
 
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
