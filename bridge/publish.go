@@ -459,6 +459,7 @@ func (b *Bridge) build(m *outMsg, issuerName string, overrides map[string]string
 	}
 	return nil
 }
+
 // Rejection is the JSON body announced on [RejectionSubject] for a
 // rejected SET (README "Subjects and messages").
 type Rejection struct {
