@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +38,10 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	counts map[string]*IssuerCounters
+
+	// pushByCode caches push's histogram per status code.
+	pushMu     sync.RWMutex
+	pushByCode map[int]prometheus.Observer
 }
 
 // IssuerCounters are one issuer's totals since start, for /issuers.
@@ -100,7 +105,8 @@ func NewMetrics() *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "setgate_config_reloads_total", Help: "Issuers file loads, by result (success or failure).",
 		}, []string{"result"}),
-		counts: make(map[string]*IssuerCounters),
+		counts:     make(map[string]*IssuerCounters),
+		pushByCode: make(map[int]prometheus.Observer),
 	}
 	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.duplicates, m.unavailable, m.warnings, m.events,
 		m.accept, m.publish, m.push, m.reloads,
@@ -215,21 +221,38 @@ func (m *Metrics) rejectedLocked(c *IssuerCounters, name string, e *verify.Error
 
 // family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
 func family(subject string) string {
-	parts := strings.SplitN(subject, ".", 3)
-	if len(parts) < 2 {
+	_, rest, ok := strings.Cut(subject, ".")
+	if !ok {
 		return "unknown"
 	}
-	return parts[1]
+	fam, _, _ := strings.Cut(rest, ".")
+	return fam
 }
 
 // Instrument times every push request by its status code.
 func (m *Metrics) Instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.push.WithLabelValues(strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(&sw, r)
+		m.pushObserver(sw.status).Observe(time.Since(start).Seconds())
 	})
+}
+
+// pushObserver returns the push duration histogram of one status code,
+// looked up once per code.
+func (m *Metrics) pushObserver(status int) prometheus.Observer {
+	m.pushMu.RLock()
+	o, ok := m.pushByCode[status]
+	m.pushMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = m.push.WithLabelValues(strconv.Itoa(status))
+	m.pushMu.Lock()
+	m.pushByCode[status] = o
+	m.pushMu.Unlock()
+	return o
 }
 
 type statusWriter struct {
@@ -240,6 +263,12 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// WriteString writes s without converting it to a []byte first when the
+// wrapped writer can do that.
+func (w *statusWriter) WriteString(s string) (int, error) {
+	return io.WriteString(w.ResponseWriter, s)
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
