@@ -91,9 +91,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 		b.srv, b.consumerPassword = e.srv, e.consumerPassword
 		b.url = embeddedClientURL(b.srv)
 		// In-process: no TCP, and a user no one else knows. The URL only
-		// names the connection; nats.go dials nothing.
+		// names the connection; nats.go dials nothing. Writes are
+		// buffered (inprocess.go).
 		connectURL = "nats://in-process"
-		opts = append(opts, nats.InProcessServer(b.srv),
+		opts = append(opts, nats.InProcessServer(bufferedServer{b.srv}),
 			nats.UserInfo(internalUser, e.internalPassword),
 			nats.CustomInboxPrefix(internalInboxPrefix))
 	} else {
