@@ -10,6 +10,7 @@ import (
 
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
+	"github.com/setgate/setgate/verify"
 )
 
 // BenchmarkPushHandler is the push receiver's own work per request, as
@@ -33,5 +34,19 @@ func BenchmarkPushHandler(b *testing.B) {
 		if w.Code != http.StatusAccepted {
 			b.Fatalf("want 202, got %d", w.Code)
 		}
+	}
+}
+
+// BenchmarkMetricsObserve is the metrics observer's work for one stored
+// single-event SET.
+func BenchmarkMetricsObserve(b *testing.B) {
+	m := gateway.NewMetrics()
+	src := &intake.Source{Name: "acme"}
+	ev := intake.Event{Source: src, Delivery: intake.DeliveryPush, Outcome: intake.Accepted,
+		Result: intake.Result{Subjects: []string{"secevent.caep.session-revoked.acme"}, Sequences: []uint64{1}, SET: &verify.SET{}}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Observe(ctx, ev)
 	}
 }
