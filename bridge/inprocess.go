@@ -3,8 +3,10 @@ package bridge
 import (
 	"net"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // maxBuffered bounds what a [bufferedConn] holds before its writer: a
@@ -21,7 +23,7 @@ func (p bufferedServer) InProcessConn() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBufferedConn(c), nil
+	return newBufferedConn(c, nats.DefaultFlusherTimeout), nil
 }
 
 // bufferedConn is an in-process connection (a net.Pipe) whose writes are
@@ -36,8 +38,16 @@ func (p bufferedServer) InProcessConn() (net.Conn, error) {
 // fewer, larger writes reach the server. Nothing about acknowledgements
 // changes: a publish still waits for its PubAck, which the server sends
 // only after it read and stored the message.
+//
+// Write deadlines set by nats.go are not passed to the pipe, since Write
+// itself returns at once; instead every hand-over to the pipe is bounded
+// by timeout (nats.go's flusher timeout, which bounded its writes before),
+// so a server that stops reading fails the connection, and with it every
+// waiting Write, rather than holding it forever.
 type bufferedConn struct {
 	net.Conn
+	timeout  time.Duration
+	deadline time.Time // the pipe's write deadline; the writer's alone
 
 	mu      sync.Mutex
 	more    sync.Cond // pending got bytes, or the connection failed
@@ -48,8 +58,8 @@ type bufferedConn struct {
 	done    chan struct{}
 }
 
-func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c, done: make(chan struct{})}
+func newBufferedConn(c net.Conn, timeout time.Duration) *bufferedConn {
+	b := &bufferedConn{Conn: c, timeout: timeout, done: make(chan struct{})}
 	b.more.L, b.room.L = &b.mu, &b.mu
 	go b.writeLoop()
 	return b
@@ -90,7 +100,17 @@ func (c *bufferedConn) writeLoop() {
 		c.spare = nil
 		c.room.Broadcast()
 		c.mu.Unlock()
-		_, err := c.Conn.Write(buf)
+		// The deadline moves only when half of it is used up, not for
+		// every write: a pipe write that blocks fails after between half
+		// the timeout and all of it.
+		var err error
+		if now := time.Now(); c.deadline.Sub(now) < c.timeout/2 {
+			c.deadline = now.Add(c.timeout)
+			err = c.Conn.SetWriteDeadline(c.deadline)
+		}
+		if err == nil {
+			_, err = c.Conn.Write(buf)
+		}
 		c.mu.Lock()
 		c.spare = buf[:0]
 		if err != nil && c.err == nil {
@@ -99,6 +119,13 @@ func (c *bufferedConn) writeLoop() {
 		}
 	}
 }
+
+// SetWriteDeadline does nothing: writes are bounded by the writer (see
+// bufferedConn).
+func (c *bufferedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only (see SetWriteDeadline).
+func (c *bufferedConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 // Close closes the pipe, which ends a write in progress, and fails every
 // waiting and later Write. What was still queued is dropped, as a closed

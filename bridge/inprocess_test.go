@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 // whole and each writer's in its order.
 func TestBufferedConnOrder(t *testing.T) {
 	client, srv := net.Pipe()
-	c := newBufferedConn(client)
+	c := newBufferedConn(client, time.Minute)
 	defer c.Close()
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
@@ -63,7 +64,7 @@ func TestBufferedConnOrder(t *testing.T) {
 // when the other end reads.
 func TestBufferedConnBackpressure(t *testing.T) {
 	client, srv := net.Pipe()
-	c := newBufferedConn(client)
+	c := newBufferedConn(client, time.Minute)
 	defer c.Close()
 	// More than the pipe holds in flight (one queued buffer, at most
 	// maxBuffered plus a chunk) and the queue together.
@@ -110,7 +111,7 @@ func TestBufferedConnBackpressure(t *testing.T) {
 func TestBufferedConnClose(t *testing.T) {
 	t.Run("closed here", func(t *testing.T) {
 		client, _ := net.Pipe()
-		c := newBufferedConn(client)
+		c := newBufferedConn(client, time.Minute)
 		big := make([]byte, 2*maxBuffered)
 		held := make(chan error, 1)
 		go func() {
@@ -146,7 +147,7 @@ func TestBufferedConnClose(t *testing.T) {
 	})
 	t.Run("closed there", func(t *testing.T) {
 		client, srv := net.Pipe()
-		c := newBufferedConn(client)
+		c := newBufferedConn(client, time.Minute)
 		defer c.Close()
 		srv.Close()
 		checkFor(t, 5*time.Second, time.Millisecond, func() error {
@@ -157,4 +158,29 @@ func TestBufferedConnClose(t *testing.T) {
 		})
 		<-c.done
 	})
+}
+
+// TestBufferedConnWriteTimeout: when the other end stops reading, the
+// writer's bounded hand-over fails the connection, and a Write held by
+// backpressure returns the timeout instead of waiting forever; deadlines
+// set on the connection do not apply to its Write.
+func TestBufferedConnWriteTimeout(t *testing.T) {
+	client, _ := net.Pipe()
+	c := newBufferedConn(client, 50*time.Millisecond)
+	defer c.Close()
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		t.Fatalf("want a past write deadline ignored, got %v", err)
+	}
+	big := make([]byte, 2*maxBuffered)
+	var err error
+	for err == nil {
+		_, err = c.Write(big)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want the writer's timeout, got %v", err)
+	}
+	<-c.done
 }
