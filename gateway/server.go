@@ -68,7 +68,7 @@ type Server struct {
 	draining atomic.Bool
 
 	// reqIDPrefix and reqIDs make the request ids of pushes that bring
-	// none (see requestID).
+	// none (see nextRequestID).
 	reqIDPrefix string
 	reqIDs      atomic.Uint64
 	// bodies holds *[]byte buffers that push bodies are read into, reused
