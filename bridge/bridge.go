@@ -33,6 +33,11 @@ type Bridge struct {
 
 	// consumerPassword is the embedded listener's [ConsumerUser] password.
 	consumerPassword string
+
+	// msgPool holds released *outMsg for reuse; ackPrefix is the usual
+	// start of the stream's PubAcks (see parsePubAck).
+	msgPool   sync.Pool
+	ackPrefix []byte
 }
 
 // Open connects to NATS as cfg says (starting the embedded server when
@@ -51,7 +56,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: cfg.URL, closed: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: cfg.URL, closed: make(chan struct{}), ackPrefix: pubAckPrefix(cfg.Stream)}
 
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -86,9 +91,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 		b.srv, b.consumerPassword = e.srv, e.consumerPassword
 		b.url = embeddedClientURL(b.srv)
 		// In-process: no TCP, and a user no one else knows. The URL only
-		// names the connection; nats.go dials nothing.
+		// names the connection; nats.go dials nothing. Writes are
+		// buffered (inprocess.go).
 		connectURL = "nats://in-process"
-		opts = append(opts, nats.InProcessServer(b.srv),
+		opts = append(opts, nats.InProcessServer(bufferedServer{b.srv}),
 			nats.UserInfo(internalUser, e.internalPassword),
 			nats.CustomInboxPrefix(internalInboxPrefix))
 	} else {

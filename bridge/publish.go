@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -126,8 +128,12 @@ const msgIDBytes = 18
 // hashes) for a jti known in advance; a birthday collision (about 2⁷²)
 // between inputs a transmitter chooses can only drop its own SETs.
 func MsgID(iss, jti, eventType string) string {
-	sum := sha256.Sum256([]byte(iss + "\x00" + jti + "\x00" + eventType))
-	return base64.RawURLEncoding.EncodeToString(sum[:msgIDBytes])
+	var in [256]byte // on the stack for the usual lengths
+	h := append(append(append(append(append(in[:0], iss...), 0), jti...), 0), eventType...)
+	sum := sha256.Sum256(h)
+	var id [24]byte // base64.RawURLEncoding.EncodedLen(msgIDBytes)
+	base64.RawURLEncoding.Encode(id[:], sum[:msgIDBytes])
+	return string(id[:])
 }
 
 // PublishSET publishes one message per event of set, from the issuer named
@@ -140,14 +146,19 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	if set == nil || len(set.Events) == 0 {
 		return Result{}, errors.New("bridge: SET has no events")
 	}
+	if len(set.Events) == 1 {
+		return b.publishOne(ctx, issuerName, overrides, set, d, receivedAt)
+	}
 	msgs := make([]*nats.Msg, len(set.Events))
 	res := Result{Subjects: make([]string, len(set.Events)), Sequences: make([]uint64, len(set.Events)), SET: set}
 	for i, ev := range set.Events {
+		// Not from the pool: an asynchronous publish keeps its message
+		// for retries beyond the call that sent it.
 		m, err := b.message(issuerName, overrides, set, ev, d, receivedAt)
 		if err != nil {
 			return Result{}, err
 		}
-		msgs[i] = m
+		msgs[i] = &m.Msg
 		res.Subjects[i] = m.Subject
 	}
 
@@ -158,7 +169,7 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	defer cancel()
 
 	started := time.Now()
-	acks, err := b.publish(ctx, msgs)
+	acks, err := b.publishAsync(ctx, msgs)
 	if err != nil {
 		return Result{}, err
 	}
@@ -171,20 +182,128 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	return res, nil
 }
 
-// publish sends msgs to JetStream and waits for every acknowledgement.
-func (b *Bridge) publish(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
-	// Each message carries the expected stream header itself (see
-	// message), so no publish options are needed.
-	acks := make([]*jetstream.PubAck, len(msgs))
-	if len(msgs) == 1 {
-		ack, err := b.js.PublishMsg(ctx, msgs[0])
-		if err != nil {
-			return nil, unavailable(msgs[0].Subject, err)
-		}
-		acks[0] = ack
-		return acks, nil
-	}
+// oneResult holds the result slices of a single-event SET, allocated
+// together.
+type oneResult struct {
+	subjects  [1]string
+	sequences [1]uint64
+}
 
+// publishOne is PublishSET for a SET with one event, the common case: its
+// message is built in a pooled [outMsg], sent as one request and released
+// once the request returned (nats.go copied it into its write buffer before
+// waiting for the reply).
+func (b *Bridge) publishOne(ctx context.Context, issuerName string, overrides map[string]string, set *verify.SET, d Delivery, receivedAt time.Time) (Result, error) {
+	m := b.getMsg()
+	defer b.putMsg(m)
+	if err := b.build(m, issuerName, overrides, set, set.Events[0], d, receivedAt); err != nil {
+		return Result{}, err
+	}
+	one := &oneResult{subjects: [1]string{m.Subject}}
+	res := Result{Subjects: one.subjects[:], Sequences: one.sequences[:], SET: set}
+
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return Result{}, fmt.Errorf("%w: connection is %s", ErrUnavailable, st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+
+	started := time.Now()
+	ack, err := b.request(ctx, &m.Msg)
+	if err != nil {
+		return Result{}, unavailable(m.Subject, err)
+	}
+	res.PublishTime = time.Since(started)
+	res.Sequences[0], res.Duplicate = ack.Sequence, ack.Duplicate
+	return res, nil
+}
+
+// request publishes m and waits for its PubAck, as jetstream's PublishMsg
+// does without options (the same retries when no stream responds, the same
+// errors), but reads the acknowledgement without a generic decoder when it
+// has the server's usual form.
+func (b *Bridge) request(ctx context.Context, m *nats.Msg) (pubAck, error) {
+	resp, err := b.nc.RequestMsgWithContext(ctx, m)
+	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
+		// A stream leader election leaves no responder for a moment.
+		t := time.NewTimer(jetstream.DefaultPubRetryWait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		resp, err = b.nc.RequestMsgWithContext(ctx, m)
+	}
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return pubAck{}, jetstream.ErrNoStreamResponse
+		}
+		return pubAck{}, err
+	}
+	return parsePubAck(b.ackPrefix, resp.Data)
+}
+
+// pubAck is what setgate needs of a JetStream PubAck.
+type pubAck struct {
+	Sequence  uint64
+	Duplicate bool
+}
+
+// pubAckPrefix is the start of a PubAck for stream as nats-server writes
+// it (no JetStream domain): {"stream":"<stream>","seq":
+func pubAckPrefix(stream string) []byte {
+	return fmt.Appendf(nil, "{%q:%q,%q:", "stream", stream, "seq")
+}
+
+// parsePubAck reads a JetStream publish response. The forms nats-server
+// writes for a stored or duplicate message on the configured stream,
+// prefix followed by the sequence and "}" or `,"duplicate": true}`, are
+// read directly; anything else is decoded as jetstream does, with the same
+// errors: an API error as a *jetstream.APIError, a response without a
+// stream as jetstream.ErrInvalidJSAck.
+func parsePubAck(prefix, data []byte) (pubAck, error) {
+	if rest, ok := bytes.CutPrefix(data, prefix); ok && len(prefix) > 0 {
+		var seq uint64
+		i := 0
+		for ; i < len(rest) && i < 20 && '0' <= rest[i] && rest[i] <= '9'; i++ {
+			d := uint64(rest[i] - '0')
+			if seq > (math.MaxUint64-d)/10 {
+				i = 0 // overflow: let the decoder judge
+				break
+			}
+			seq = seq*10 + d
+		}
+		if i > 0 && (rest[0] != '0' || i == 1) {
+			switch string(rest[i:]) {
+			case "}":
+				return pubAck{Sequence: seq}, nil
+			case `,"duplicate": true}`, `,"duplicate":true}`:
+				return pubAck{Sequence: seq, Duplicate: true}, nil
+			}
+		}
+	}
+	var r struct {
+		Error *jetstream.APIError `json:"error,omitempty"`
+		jetstream.PubAck
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return pubAck{}, jetstream.ErrInvalidJSAck
+	}
+	if r.Error != nil {
+		return pubAck{}, fmt.Errorf("nats: %w", r.Error)
+	}
+	if r.Stream == "" {
+		return pubAck{}, jetstream.ErrInvalidJSAck
+	}
+	return pubAck{Sequence: r.Sequence, Duplicate: r.Duplicate}, nil
+}
+
+// publishAsync sends msgs to JetStream at once and waits for every
+// acknowledgement.
+func (b *Bridge) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
+	// Each message carries the expected stream header itself (see
+	// build), so no publish options are needed.
+	acks := make([]*jetstream.PubAck, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
 		f, err := b.js.PublishMsgAsync(m)
@@ -231,8 +350,66 @@ func isFull(err error) bool {
 	return false
 }
 
-// message builds the message for one event of set.
-func (b *Bridge) message(issuerName string, overrides map[string]string, set *verify.SET, ev verify.Event, d Delivery, receivedAt time.Time) (*nats.Msg, error) {
+// The headers of every message, in the order of [outMsg.vals].
+var msgHeaderNames = [...]string{
+	"Content-Type",
+	jetstream.MsgIDHeader,
+	HeaderIssuer,
+	HeaderIss,
+	HeaderJTI,
+	HeaderEventType,
+	HeaderDelivery,
+	// What jetstream.WithExpectStream would add: JetStream refuses the
+	// message unless this stream takes it.
+	jetstream.ExpectedStreamHeader,
+}
+
+// maxPooledBody is the largest body buffer kept for reuse; a message built
+// for an unusually large SET leaves its buffer to the garbage collector.
+const maxPooledBody = 16 << 10
+
+// outMsg is one event's message together with the storage it is built in:
+// the header values and the body's buffer. The Bridge keeps released ones
+// for reuse ([Bridge.getMsg], [Bridge.putMsg]).
+type outMsg struct {
+	nats.Msg
+	vals [len(msgHeaderNames)]string
+}
+
+// getMsg returns an outMsg to build into, reused when one was released.
+func (b *Bridge) getMsg() *outMsg {
+	if m, ok := b.msgPool.Get().(*outMsg); ok {
+		return m
+	}
+	return new(outMsg)
+}
+
+// putMsg releases m for reuse. Only a message whose publish call has
+// returned may be released: nats.go copies a message into its write
+// buffer (or its reconnect buffer) within the call, and a synchronous
+// request keeps no reference after it returns.
+func (b *Bridge) putMsg(m *outMsg) {
+	if cap(m.Data) > maxPooledBody {
+		return
+	}
+	m.Data = m.Data[:0]
+	m.Subject, m.Reply, m.Sub = "", "", nil
+	m.vals = [len(msgHeaderNames)]string{}
+	b.msgPool.Put(m)
+}
+
+// message builds a new message for one event of set.
+func (b *Bridge) message(issuerName string, overrides map[string]string, set *verify.SET, ev verify.Event, d Delivery, receivedAt time.Time) (*outMsg, error) {
+	m := new(outMsg)
+	if err := b.build(m, issuerName, overrides, set, ev, d, receivedAt); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// build fills m with the message for one event of set, reusing m's body
+// buffer and header map.
+func (b *Bridge) build(m *outMsg, issuerName string, overrides map[string]string, set *verify.SET, ev verify.Event, d Delivery, receivedAt time.Time) error {
 	env := Envelope{
 		Issuer:          issuerName,
 		Iss:             set.Iss,
@@ -258,30 +435,29 @@ func (b *Bridge) message(issuerName string, overrides map[string]string, set *ve
 	if len(env.Event) == 0 {
 		env.Event = json.RawMessage("{}")
 	}
-	body, err := appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: encode envelope of %s event %s: %w", set.JTI, ev.Type, err)
+	body := m.Data[:0]
+	if size := envelopeSize(&env); cap(body) < size {
+		body = make([]byte, 0, size)
 	}
-	// The header names are canonical already (what Header.Set would
-	// make of them); the values share one backing array.
-	v := [...]string{"application/json", MsgID(set.Iss, set.JTI, ev.Type), issuerName, set.Iss, set.JTI, ev.Type, string(d), b.cfg.Stream}
-	vals := v[:]
-	return &nats.Msg{
-		Subject: b.subjects.For(issuerName, ev.Type, overrides),
-		Data:    body,
-		Header: nats.Header{
-			"Content-Type":        vals[0:1:1],
-			jetstream.MsgIDHeader: vals[1:2:2],
-			HeaderIssuer:          vals[2:3:3],
-			HeaderIss:             vals[3:4:4],
-			HeaderJTI:             vals[4:5:5],
-			HeaderEventType:       vals[5:6:6],
-			HeaderDelivery:        vals[6:7:7],
-			// What jetstream.WithExpectStream would add: JetStream
-			// refuses the message unless this stream takes it.
-			jetstream.ExpectedStreamHeader: vals[7:8:8],
-		},
-	}, nil
+	body, err := appendEnvelope(body, &env)
+	if err != nil {
+		return fmt.Errorf("bridge: encode envelope of %s event %s: %w", set.JTI, ev.Type, err)
+	}
+	m.Data = body
+	m.Subject = b.subjects.For(issuerName, ev.Type, overrides)
+	m.vals = [...]string{"application/json", MsgID(set.Iss, set.JTI, ev.Type), issuerName, set.Iss, set.JTI, ev.Type, string(d), b.cfg.Stream}
+	// The header names are canonical already (what Header.Set would make
+	// of them); each value is a one-element window on m.vals, its
+	// capacity capped so that appending to one header cannot change
+	// another. Every entry is set again on reuse, so a header a caller
+	// changed does not outlive its message.
+	if m.Header == nil || len(m.Header) != len(msgHeaderNames) {
+		m.Header = make(nats.Header, len(msgHeaderNames))
+	}
+	for i, name := range msgHeaderNames {
+		m.Header[name] = m.vals[i : i+1 : i+1]
+	}
+	return nil
 }
 
 // Rejection is the JSON body announced on [RejectionSubject] for a

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +38,11 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	counts map[string]*IssuerCounters
+	series map[seriesKey]*issuerSeries // under mu
+
+	// pushByCode caches push's histogram per status code.
+	pushMu     sync.RWMutex
+	pushByCode map[int]prometheus.Observer
 }
 
 // IssuerCounters are one issuer's totals since start, for /issuers.
@@ -100,7 +106,9 @@ func NewMetrics() *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "setgate_config_reloads_total", Help: "Issuers file loads, by result (success or failure).",
 		}, []string{"result"}),
-		counts: make(map[string]*IssuerCounters),
+		counts:     make(map[string]*IssuerCounters),
+		series:     make(map[seriesKey]*issuerSeries),
+		pushByCode: make(map[int]prometheus.Observer),
 	}
 	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.duplicates, m.unavailable, m.warnings, m.events,
 		m.accept, m.publish, m.push, m.reloads,
@@ -172,36 +180,86 @@ var _ intake.Observer = (*Metrics)(nil)
 func (m *Metrics) Observe(_ context.Context, ev intake.Event) {
 	name, d := ev.Source.Name, ev.Delivery
 	del := string(d)
-	m.received.WithLabelValues(name, del).Inc()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	s := m.seriesLocked(name, d)
+	counter(&s.received, m.received, name, del).Inc()
 	c := m.counters(name)
 	c.Received[d]++
 	switch ev.Outcome {
 	case intake.Accepted, intake.Duplicate:
 		res := ev.Result
-		m.accepted.WithLabelValues(name, del).Inc()
-		m.accept.WithLabelValues(del).Observe(ev.Elapsed.Seconds())
-		m.publish.WithLabelValues(del).Observe(res.PublishTime.Seconds())
+		counter(&s.accepted, m.accepted, name, del).Inc()
+		if s.accept == nil {
+			s.accept = m.accept.WithLabelValues(del)
+			s.publish = m.publish.WithLabelValues(del)
+		}
+		s.accept.Observe(ev.Elapsed.Seconds())
+		s.publish.Observe(res.PublishTime.Seconds())
 		c.Accepted[d]++
 		if res.SET != nil && len(res.SET.Warnings) > 0 {
-			m.warnings.WithLabelValues(name, del).Inc()
+			counter(&s.warnings, m.warnings, name, del).Inc()
 		}
 		if ev.Outcome == intake.Duplicate {
-			m.duplicates.WithLabelValues(name, del).Inc()
+			counter(&s.duplicates, m.duplicates, name, del).Inc()
 			c.Duplicates[d]++
 			break
 		}
 		for _, subj := range res.Subjects {
-			m.events.WithLabelValues(name, family(subj)).Inc()
+			fam := family(subj)
+			ctr, ok := s.events[fam]
+			if !ok {
+				ctr = m.events.WithLabelValues(name, fam)
+				s.events[fam] = ctr
+			}
+			ctr.Inc()
 		}
 	case intake.Rejected:
 		m.rejectedLocked(c, name, ev.Rejection, d, ev.ReceivedAt)
 	default: // Unavailable, Failed: valid (or unverifiable) and not stored
-		m.unavailable.WithLabelValues(name, del).Inc()
+		counter(&s.unavailable, m.unavailable, name, del).Inc()
 		c.Unavailable++
 	}
+}
+
+// seriesKey names the series of one issuer and delivery.
+type seriesKey struct {
+	issuer   string
+	delivery intake.Delivery
+}
+
+// issuerSeries caches the series [Metrics.Observe] updates for one issuer
+// and delivery, each looked up in its vector once, when first counted (so
+// a series appears only once it has something to count, as before the
+// cache).
+type issuerSeries struct {
+	received, accepted, duplicates, unavailable, warnings prometheus.Counter
+	accept, publish                                       prometheus.Observer
+	// events holds setgate_events_published_total by subject family
+	// (the issuer's label is the key's).
+	events map[string]prometheus.Counter
+}
+
+// seriesLocked returns the series cache of issuer and d; m.mu must be
+// held.
+func (m *Metrics) seriesLocked(issuer string, d intake.Delivery) *issuerSeries {
+	k := seriesKey{issuer, d}
+	s, ok := m.series[k]
+	if !ok {
+		s = &issuerSeries{events: make(map[string]prometheus.Counter)}
+		m.series[k] = s
+	}
+	return s
+}
+
+// counter returns *c, first setting it to vec's series of issuer and
+// delivery.
+func counter(c *prometheus.Counter, vec *prometheus.CounterVec, issuer, delivery string) prometheus.Counter {
+	if *c == nil {
+		*c = vec.WithLabelValues(issuer, delivery)
+	}
+	return *c
 }
 
 // rejectedLocked counts one rejection of the issuer called name (whose
@@ -215,21 +273,38 @@ func (m *Metrics) rejectedLocked(c *IssuerCounters, name string, e *verify.Error
 
 // family is the second token of a subject (<prefix>.<family>.<event>.<issuer>).
 func family(subject string) string {
-	parts := strings.SplitN(subject, ".", 3)
-	if len(parts) < 2 {
+	_, rest, ok := strings.Cut(subject, ".")
+	if !ok {
 		return "unknown"
 	}
-	return parts[1]
+	fam, _, _ := strings.Cut(rest, ".")
+	return fam
 }
 
 // Instrument times every push request by its status code.
 func (m *Metrics) Instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.push.WithLabelValues(strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(&sw, r)
+		m.pushObserver(sw.status).Observe(time.Since(start).Seconds())
 	})
+}
+
+// pushObserver returns the push duration histogram of one status code,
+// looked up once per code.
+func (m *Metrics) pushObserver(status int) prometheus.Observer {
+	m.pushMu.RLock()
+	o, ok := m.pushByCode[status]
+	m.pushMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = m.push.WithLabelValues(strconv.Itoa(status))
+	m.pushMu.Lock()
+	m.pushByCode[status] = o
+	m.pushMu.Unlock()
+	return o
 }
 
 type statusWriter struct {
@@ -240,6 +315,12 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// WriteString writes s without converting it to a []byte first when the
+// wrapped writer can do that.
+func (w *statusWriter) WriteString(s string) (int, error) {
+	return io.WriteString(w.ResponseWriter, s)
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

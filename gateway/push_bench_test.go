@@ -25,6 +25,7 @@ import (
 // HTTP server.
 type pushRig struct {
 	tx     *transmitter.Transmitter
+	br     *bridge.Bridge
 	in     *intake.Pipeline
 	src    *intake.Source
 	srv    *httptest.Server
@@ -65,7 +66,7 @@ func newPushRig(tb testing.TB, sync string) *pushRig {
 	gw.SetIssuers([]gateway.Issuer{{Source: src, Push: gateway.NewCredential("bench-token")}})
 	srv := httptest.NewServer(gw.Handler())
 	tb.Cleanup(srv.Close)
-	return &pushRig{tx: tx, in: in, src: src, srv: srv, url: srv.URL + "/events/acme", bearer: "bench-token"}
+	return &pushRig{tx: tx, br: br, in: in, src: src, srv: srv, url: srv.URL + "/events/acme", bearer: "bench-token"}
 }
 
 // sets signs n distinct SETs up front so signing is not measured.

@@ -13,7 +13,9 @@ import (
 // Handler returns the push receiver's routes.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer)
+	// The push handler gives each request its id itself (requestid.go),
+	// without the request copy chi's RequestID middleware makes.
+	r.Use(middleware.Recoverer)
 	if s.cfg.Metrics != nil {
 		r.Use(s.cfg.Metrics.Instrument)
 	}

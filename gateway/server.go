@@ -9,11 +9,11 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"golang.org/x/time/rate"
 
 	"github.com/setgate/setgate/intake"
@@ -66,6 +66,14 @@ type Server struct {
 	cfg      Config
 	issuers  atomic.Pointer[map[string]*issuer]
 	draining atomic.Bool
+
+	// reqIDPrefix and reqIDs make the request ids of pushes that bring
+	// none (see nextRequestID).
+	reqIDPrefix string
+	reqIDs      atomic.Uint64
+	// bodies holds *[]byte buffers that push bodies are read into, reused
+	// once Accept returned (verify copies what it keeps of a body).
+	bodies sync.Pool
 }
 
 type issuer struct {
@@ -85,7 +93,7 @@ func New(cfg Config) *Server {
 	if cfg.RetryAfterSeconds <= 0 {
 		cfg.RetryAfterSeconds = 5
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, reqIDPrefix: requestIDPrefix()}
 	s.SetIssuers(nil)
 	return s
 }
@@ -127,9 +135,9 @@ func isSETMediaType(ct string) bool {
 
 // handlePush implements RFC 8935 for one issuer.
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
-	if id := middleware.GetReqID(r.Context()); id != "" {
-		w.Header().Set("X-Request-Id", id)
-	}
+	pr := s.newPushRequest(r)
+	ctx := &pr.ctx
+	w.Header()[requestIDHeader] = pr.idHeader[:]
 	name := chi.URLParam(r, "name")
 	is := s.lookup(name)
 	if is == nil || !is.Push.set {
@@ -161,7 +169,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, verify.CodeInvalidRequest, "The SET is larger than this receiver accepts.")
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	buf := s.getBody()
+	defer s.putBody(buf)
+	body, err := readBodyInto(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength, *buf)
+	*buf = body
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -186,7 +197,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "", "Too many SETs in flight for this issuer; retry shortly.")
 		return
 	}
-	res, err := s.cfg.Intake.Accept(r.Context(), is.Source, body, intake.DeliveryPush)
+	// body is only read until Accept returns: the verified SET holds
+	// copies (a string of the token, decoded claims), never body itself,
+	// so the buffer is reused afterwards.
+	res, err := s.cfg.Intake.Accept(ctx, is.Source, body, intake.DeliveryPush)
 	switch intake.Classify(res, err) {
 	case intake.Accepted, intake.Duplicate:
 		w.WriteHeader(http.StatusAccepted)
@@ -198,16 +212,35 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, intake.ErrStreamFull) {
 			msg = "push not persisted: stream full"
 		}
-		s.cfg.Logger.WarnContext(r.Context(), msg, "issuer", name, "err", err)
+		s.cfg.Logger.WarnContext(ctx, msg, "issuer", name, "err", err)
 		writeUnavailable(w, s.cfg.RetryAfterSeconds, "The SET could not be stored right now; retry later.")
 	default:
-		if r.Context().Err() != nil {
+		if ctx.Err() != nil {
 			// The transmitter went away; it will retry and deduplication
 			// makes that safe.
 			return
 		}
-		s.cfg.Logger.ErrorContext(r.Context(), "push failed", "issuer", name, "err", err)
+		s.cfg.Logger.ErrorContext(ctx, "push failed", "issuer", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "", "Internal error; retry later.")
+	}
+}
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+// getBody returns a buffer to read a push body into.
+func (s *Server) getBody() *[]byte {
+	if b, ok := s.bodies.Get().(*[]byte); ok {
+		return b
+	}
+	return new([]byte)
+}
+
+// putBody releases a body buffer once nothing uses the body any more.
+func (s *Server) putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody+1 {
+		*b = (*b)[:0]
+		s.bodies.Put(b)
 	}
 }
 
@@ -215,11 +248,22 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 // declared length (at most the body cap, checked before) so that a SET
 // sent with Content-Length is read into one allocation.
 func readBody(r io.Reader, declared int64) ([]byte, error) {
-	if declared <= 0 {
-		return io.ReadAll(r)
+	return readBodyInto(r, declared, nil)
+}
+
+// readBodyInto is readBody into buf's storage when it is large enough.
+func readBodyInto(r io.Reader, declared int64, buf []byte) ([]byte, error) {
+	b := buf[:0]
+	switch {
+	case declared > 0 && int64(cap(b)) < declared+1: // +1: room to see EOF without growing
+		b = make([]byte, 0, declared+1)
+	case cap(b) == 0:
+		b = make([]byte, 0, 512)
 	}
-	b := make([]byte, 0, declared+1) // +1: room to see EOF without growing
 	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: let it grow
+		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
@@ -227,9 +271,6 @@ func readBody(r io.Reader, declared int64) ([]byte, error) {
 		}
 		if err != nil {
 			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // longer than declared: let it grow
 		}
 	}
 }

@@ -102,7 +102,9 @@ func (p *Pipeline) Accept(ctx context.Context, src *Source, raw []byte, d Delive
 	} else {
 		ev.SET = set
 		res, err = p.pub.PublishSET(ctx, src.Name, src.Overrides, set, d, at)
-		if err == nil {
+		// Checked first: the line's arguments cost allocations per SET
+		// even when debug is off.
+		if err == nil && p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.DebugContext(ctx, "set accepted", "issuer", src.Name, "delivery", d, "jti", set.JTI,
 				"subjects", res.Subjects, "duplicate", res.Duplicate)
 		}
