@@ -212,9 +212,16 @@ func TestPushRequestID(t *testing.T) {
 	if own != "transmitter-42" {
 		t.Fatalf("want the client's id back, got %q", own)
 	}
+	// A client id that is too long or not plain printable ASCII is
+	// replaced, not repeated into the logs and the answer.
+	for _, bad := range []string{strings.Repeat("a", 129), "has space", "caf\u00e9"} {
+		if got := send(bad); !format.MatchString(got) {
+			t.Errorf("client id %.20q: want a new id in its place, got %.40q", bad, got)
+		}
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if want := []string{first, second, own}; !reflect.DeepEqual(rec.ids, want) {
+	if want := []string{first, second, own}; !reflect.DeepEqual(rec.ids[:3], want) {
 		t.Fatalf("want the logged request ids %q, got %q", want, rec.ids)
 	}
 	if !sawDone.Load() {

@@ -39,11 +39,16 @@ func (c *requestIDContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// newPushRequest returns r's request id (the client's X-Request-Id, or a
-// new one) with the context that carries it.
+// maxClientRequestID bounds a client's X-Request-Id that is kept: longer
+// ones, or ones with other than printable ASCII, are replaced by a new id
+// so that what the logs and the answer repeat stays small and plain.
+const maxClientRequestID = 128
+
+// newPushRequest returns r's request id (the client's X-Request-Id when it
+// is short printable ASCII, or a new one) with the context that carries it.
 func (s *Server) newPushRequest(r *http.Request) *pushRequest {
 	id := r.Header.Get(requestIDHeader)
-	if id == "" {
+	if !plainRequestID(id) {
 		id = s.nextRequestID()
 	}
 	pr := &pushRequest{ctx: requestIDContext{Context: r.Context(), id: id}}
@@ -75,4 +80,18 @@ func requestIDPrefix() string {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	return host + "/" + base64.RawURLEncoding.EncodeToString(r[:])[:10]
+}
+
+// plainRequestID reports whether a client's request id is kept: 1 to
+// maxClientRequestID printable ASCII characters.
+func plainRequestID(id string) bool {
+	if id == "" || len(id) > maxClientRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
