@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/setgate/setgate/internal/rusage"
 )
 
 // BenchmarkMessageReused is BenchmarkMessage as PublishSET builds
@@ -45,7 +47,7 @@ func BenchmarkPublishSETParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.ResetTimer()
-	start := processCPU()
+	start := rusage.CPU()
 	b.RunParallel(func(pb *testing.PB) {
 		set := testSET("", sessionRevoked)
 		set.Raw = raw
@@ -57,5 +59,5 @@ func BenchmarkPublishSETParallel(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((rusage.CPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/gateway"
 	"github.com/setgate/setgate/intake"
+	"github.com/setgate/setgate/internal/rusage"
 	"github.com/setgate/setgate/internal/transmitter"
 	"github.com/setgate/setgate/verify"
 )
@@ -88,7 +89,7 @@ func (r *pushRig) sets(tb testing.TB, n int) [][]byte {
 // a machine shared with other work it moves much less than ns/op, which
 // counts waiting for a CPU too.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((rusage.CPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // bySync runs bench once per SETGATE_EMBEDDED_SYNC mode: always (each
@@ -111,7 +112,7 @@ func benchmarkPushHTTP(b *testing.B, sync string) {
 	b.ReportAllocs()
 	b.SetParallelism(16) // 32 concurrent transmitter connections on 2 cores
 	b.ResetTimer()
-	defer reportCPU(b, processCPU())
+	defer reportCPU(b, rusage.CPU())
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			body := sets[next.Add(1)-1]
@@ -144,7 +145,7 @@ func benchmarkAcceptCeiling(b *testing.B, sync string) {
 	b.ReportAllocs()
 	b.SetParallelism(16) // 32 concurrent transmitter connections on 2 cores
 	b.ResetTimer()
-	defer reportCPU(b, processCPU())
+	defer reportCPU(b, rusage.CPU())
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := r.in.Accept(ctx, r.src, sets[next.Add(1)-1], intake.DeliveryPush); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/setgate/setgate/internal/rusage"
 )
 
 // Usage is the process's consumption at one moment.
@@ -25,7 +27,7 @@ type Usage struct {
 
 // ReadUsage returns the process's CPU time and memory now.
 func ReadUsage() Usage {
-	u := Usage{CPU: cpuTime(), PeakRSS: maxRSS()}
+	u := Usage{CPU: rusage.CPU(), PeakRSS: rusage.MaxRSS()}
 	if st, err := os.ReadFile("/proc/self/status"); err == nil {
 		if v, ok := statusKB(st, "VmHWM:"); ok {
 			u.PeakRSS = v
@@ -145,7 +147,7 @@ type CPUWatch struct {
 // StartCPUWatch starts a watch.
 func StartCPUWatch() CPUWatch {
 	m, ok := ReadMachineCPU()
-	return CPUWatch{machine: m, known: ok, self: cpuTime(), start: time.Now()}
+	return CPUWatch{machine: m, known: ok, self: rusage.CPU(), start: time.Now()}
 }
 
 // Others returns the CPUs kept busy on average since the start by other
@@ -156,7 +158,7 @@ func (w CPUWatch) Others() (cores float64, elapsed time.Duration) {
 	if !w.known || !ok || elapsed <= 0 {
 		return 0, elapsed
 	}
-	self := (cpuTime() - w.self).Seconds() / elapsed.Seconds()
+	self := (rusage.CPU() - w.self).Seconds() / elapsed.Seconds()
 	return max(w.machine.BusyCores(m)-self, 0), elapsed
 }
 

@@ -1,6 +1,9 @@
 //go:build unix
 
-package bench
+// Package rusage reads this process's resource usage from getrusage(2):
+// the CPU time that benchmarks and "setgate bench" divide by the SETs
+// they handled, and the peak resident set.
+package rusage
 
 import (
 	"runtime"
@@ -8,8 +11,8 @@ import (
 	"time"
 )
 
-// cpuTime is the process's user + system CPU time.
-func cpuTime() time.Duration {
+// CPU is the process's user + system CPU time so far.
+func CPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
@@ -17,9 +20,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// maxRSS is getrusage's peak resident set size in bytes (kilobytes on
+// MaxRSS is getrusage's peak resident set size in bytes (kilobytes on
 // Linux, bytes on Darwin).
-func maxRSS() int64 {
+func MaxRSS() int64 {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
