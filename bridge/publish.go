@@ -162,10 +162,10 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 		res.Subjects[i] = m.Subject
 	}
 
-	if st := b.nc.Status(); st != nats.CONNECTED {
-		return Result{}, fmt.Errorf("%w: connection is %s", ErrUnavailable, st)
+	ctx, cancel, err := b.publishWindow(ctx)
+	if err != nil {
+		return Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 
 	started := time.Now()
@@ -180,6 +180,17 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 		res.Duplicate = res.Duplicate && ack.Duplicate
 	}
 	return res, nil
+}
+
+// publishWindow is where every publish starts: an error wrapping
+// [ErrUnavailable] when the connection is down, else ctx bounded by the
+// configured publish timeout.
+func (b *Bridge) publishWindow(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return nil, nil, fmt.Errorf("%w: connection is %s", ErrUnavailable, st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	return ctx, cancel, nil
 }
 
 // oneResult holds the result slices of a single-event SET, allocated
@@ -202,10 +213,10 @@ func (b *Bridge) publishOne(ctx context.Context, issuerName string, overrides ma
 	one := &oneResult{subjects: [1]string{m.Subject}}
 	res := Result{Subjects: one.subjects[:], Sequences: one.sequences[:], SET: set}
 
-	if st := b.nc.Status(); st != nats.CONNECTED {
-		return Result{}, fmt.Errorf("%w: connection is %s", ErrUnavailable, st)
+	ctx, cancel, err := b.publishWindow(ctx)
+	if err != nil {
+		return Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 
 	started := time.Now()
