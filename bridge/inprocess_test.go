@@ -70,24 +70,7 @@ func TestBufferedConnBackpressure(t *testing.T) {
 	// maxBuffered plus a chunk) and the queue together.
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1024)
 	const chunks = 3 * maxBuffered / (16 * 1024)
-	wrote := make(chan error, 1)
-	go func() {
-		for range chunks {
-			if _, err := c.Write(chunk); err != nil {
-				wrote <- err
-				return
-			}
-		}
-		wrote <- nil
-	}()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if len(c.pending) < maxBuffered {
-			return errNotYet
-		}
-		return nil
-	})
+	wrote := writeUntilQueueFull(t, c, chunk, chunks)
 	select {
 	case err := <-wrote:
 		t.Fatalf("the writer finished (%v) while nothing was read", err)
@@ -112,28 +95,10 @@ func TestBufferedConnClose(t *testing.T) {
 	t.Run("closed here", func(t *testing.T) {
 		client, _ := net.Pipe()
 		c := newBufferedConn(client, time.Minute)
-		big := make([]byte, 2*maxBuffered)
-		held := make(chan error, 1)
-		go func() {
-			// The first write is taken by the writer, which blocks in the
-			// pipe; the second fills the queue; the third is held (or,
-			// closed sooner, one of them fails).
-			for range 3 {
-				if _, err := c.Write(big); err != nil {
-					held <- err
-					return
-				}
-			}
-			held <- nil
-		}()
-		checkFor(t, 5*time.Second, time.Millisecond, func() error {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if len(c.pending) < maxBuffered {
-				return errNotYet
-			}
-			return nil
-		})
+		// The first write is taken by the writer, which blocks in the
+		// pipe; the second fills the queue; the third is held (or, closed
+		// sooner, one of them fails).
+		held := writeUntilQueueFull(t, c, make([]byte, 2*maxBuffered), 3)
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -183,4 +148,30 @@ func TestBufferedConnWriteTimeout(t *testing.T) {
 		t.Fatalf("want the writer's timeout, got %v", err)
 	}
 	<-c.done
+}
+
+// writeUntilQueueFull writes p to c n times from a goroutine, which
+// reports the first error (or nil) on the returned channel, and returns
+// once c's queue holds maxBuffered bytes or more.
+func writeUntilQueueFull(t *testing.T, c *bufferedConn, p []byte, n int) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		for range n {
+			if _, err := c.Write(p); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.pending) < maxBuffered {
+			return errNotYet
+		}
+		return nil
+	})
+	return done
 }
