@@ -71,14 +71,22 @@ func TestErrorKinds(t *testing.T) {
 }
 
 // pushServer answers each SET by its body: "ok" 202, "bad" 400
-// invalid_key, "down" 503; it counts the connections opened.
-func pushServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
+// invalid_key, "close" 202 with Connection: close, "big" a 400 whose body
+// is longer than the load generator reads, anything else 503; a request
+// without the bearer token gets 401, one that is not a complete RFC 8935
+// push (method, media type, length) 418. It serves https when tlsOn, and
+// counts the connections opened.
+func pushServer(tb testing.TB, tlsOn bool) (*httptest.Server, *atomic.Int64) {
 	tb.Helper()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/secevent+jwt" || r.ContentLength != int64(len(body)) {
+			w.WriteHeader(http.StatusTeapot)
 			return
 		}
 		switch string(body) {
@@ -88,6 +96,12 @@ func pushServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"err":"invalid_key","description":"no"}`)
+		case "close":
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusAccepted)
+		case "big":
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"err":"invalid_request","description":"`+strings.Repeat("x", maxAnswer)+`"}`)
 		default:
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -97,13 +111,17 @@ func pushServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 			conns.Add(1)
 		}
 	}
-	srv.Start()
+	if tlsOn {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	tb.Cleanup(srv.Close)
 	return srv, &conns
 }
 
 func TestPushCount(t *testing.T) {
-	srv, conns := pushServer(t)
+	srv, conns := pushServer(t, false)
 	var items []Item
 	for i := range 300 {
 		body := []string{"ok", "ok", "bad", "ok", "down"}[i%5]
@@ -137,7 +155,7 @@ func TestPushCount(t *testing.T) {
 }
 
 func TestPushDuration(t *testing.T) {
-	srv, _ := pushServer(t)
+	srv, _ := pushServer(t, false)
 	items := []Item{{Body: []byte("ok")}, {Body: []byte("ok")}}
 	res, err := Push(t.Context(), LoadConfig{Targets: []Target{{URL: srv.URL, Bearer: "tok"}}, Concurrency: 2, Duration: time.Minute}, items)
 	if err != nil {
@@ -152,7 +170,7 @@ func TestPushDuration(t *testing.T) {
 }
 
 func TestPushRate(t *testing.T) {
-	srv, _ := pushServer(t)
+	srv, _ := pushServer(t, false)
 	items := make([]Item, 20)
 	for i := range items {
 		items[i].Body = []byte("ok")

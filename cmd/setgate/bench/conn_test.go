@@ -2,53 +2,9 @@ package bench
 
 import (
 	"crypto/tls"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 )
-
-// answerServer answers each SET by its body: "ok" 202, "close" 202 with
-// Connection: close, "big" a 400 whose body is longer than the load
-// generator reads; it counts the connections opened and checks each
-// request is a complete RFC 8935 push.
-func answerServer(tb testing.TB, tlsOn bool) (*httptest.Server, *atomic.Int64) {
-	tb.Helper()
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/secevent+jwt" ||
-			r.Header.Get("Authorization") != "Bearer tok" || r.ContentLength != int64(len(body)) {
-			w.WriteHeader(http.StatusTeapot)
-			return
-		}
-		switch string(body) {
-		case "ok":
-			w.WriteHeader(http.StatusAccepted)
-		case "close":
-			w.Header().Set("Connection", "close")
-			w.WriteHeader(http.StatusAccepted)
-		case "big":
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"err":"invalid_request","description":"`+strings.Repeat("x", maxAnswer)+`"}`)
-		}
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	if tlsOn {
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	tb.Cleanup(srv.Close)
-	return srv, &conns
-}
 
 // TestPushConnections: the load generator's own HTTP/1.1 client keeps one
 // connection per worker across the targets of one origin, over http and
@@ -70,7 +26,7 @@ func TestPushConnections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, conns := answerServer(t, tt.tls)
+			srv, conns := pushServer(t, tt.tls)
 			var conf *tls.Config
 			if tt.tls {
 				conf = srv.Client().Transport.(*http.Transport).TLSClientConfig
