@@ -11,26 +11,6 @@ import (
 	"github.com/setgate/setgate/internal/rusage"
 )
 
-// BenchmarkMessageReused is BenchmarkMessage as PublishSET builds
-// single-event messages: in a released message's storage.
-func BenchmarkMessageReused(b *testing.B) {
-	subjects, err := NewSubjects("secevent")
-	if err != nil {
-		b.Fatal(err)
-	}
-	br := &Bridge{subjects: subjects}
-	set := testSET("bench-1", sessionRevoked)
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		m := br.getMsg()
-		if err := br.build(m, "acme", nil, set, set.Events[0], DeliveryPush, now); err != nil {
-			b.Fatal(err)
-		}
-		br.putMsg(m)
-	}
-}
-
 // BenchmarkPublishSETParallel publishes single-event SETs from 32
 // goroutines to the embedded server (its in-process connection, writes
 // synced at intervals), as the push path does under load; cpu-µs/op is
