@@ -33,14 +33,14 @@ func TestReadBody(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := readBody(tt.reader(), tt.declared)
+			got, err := readBody(tt.reader(), tt.declared, nil)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("want the %d bytes io.ReadAll reads, got %d (%v)", len(want), len(got), err)
 			}
 		})
 	}
 	boom := errors.New("boom")
-	if _, err := readBody(iotest.ErrReader(boom), 100); !errors.Is(err, boom) {
+	if _, err := readBody(iotest.ErrReader(boom), 100, nil); !errors.Is(err, boom) {
 		t.Errorf("want the read error, got %v", err)
 	}
 }

@@ -171,7 +171,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := s.getBody()
 	defer s.putBody(buf)
-	body, err := readBodyInto(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength, *buf)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength, *buf)
 	*buf = body
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -244,15 +244,11 @@ func (s *Server) putBody(b *[]byte) {
 	}
 }
 
-// readBody reads r to its end like io.ReadAll, starting with room for the
-// declared length (at most the body cap, checked before) so that a SET
-// sent with Content-Length is read into one allocation.
-func readBody(r io.Reader, declared int64) ([]byte, error) {
-	return readBodyInto(r, declared, nil)
-}
-
-// readBodyInto is readBody into buf's storage when it is large enough.
-func readBodyInto(r io.Reader, declared int64, buf []byte) ([]byte, error) {
+// readBody reads r to its end like io.ReadAll, into buf's storage when it
+// is large enough, else starting with room for the declared length (at
+// most the body cap, checked before) so that a SET sent with
+// Content-Length is read into one allocation.
+func readBody(r io.Reader, declared int64, buf []byte) ([]byte, error) {
 	b := buf[:0]
 	switch {
 	case declared > 0 && int64(cap(b)) < declared+1: // +1: room to see EOF without growing

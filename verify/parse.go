@@ -197,17 +197,6 @@ func scanObject(data []byte, buf members) (m members, ok bool) {
 	return m, true
 }
 
-// countMembers returns how many members the object data has, or a lower
-// bound when data is not valid JSON.
-func countMembers(data []byte) int {
-	it, _ := iterObject(data)
-	n := 0
-	for it.next() {
-		n++
-	}
-	return n
-}
-
 // objectIter walks the members of a JSON object (see [scanObject]):
 //
 //	for it.next() { use it.name, it.value }

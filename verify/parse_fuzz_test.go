@@ -236,3 +236,14 @@ func FuzzDotAtomAddr(f *testing.F) {
 		}
 	})
 }
+
+// countMembers returns how many members the object data has, or a lower
+// bound when data is not valid JSON.
+func countMembers(data []byte) int {
+	it, _ := iterObject(data)
+	n := 0
+	for it.next() {
+		n++
+	}
+	return n
+}
