@@ -24,14 +24,16 @@ const (
 // any free port) and shuts it down at the end of the test.
 func runServer(tb testing.TB, port int, dir string) *server.Server {
 	tb.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      port,
-		JetStream: true,
-		StoreDir:  dir,
-		NoSigs:    true,
-		NoLog:     true,
-	})
+	return runServerOpts(tb, &server.Options{Port: port, JetStream: true, StoreDir: dir})
+}
+
+// runServerOpts starts a nats-server with opts on the loopback address,
+// without signal handlers or logging, and shuts it down at the end of the
+// test.
+func runServerOpts(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	opts.Host, opts.NoSigs, opts.NoLog = "127.0.0.1", true, true
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("new server: %v", err)
 	}
