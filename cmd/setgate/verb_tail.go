@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,6 +61,8 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if err != nil {
 		return err
 	}
+	refused := &setupRefusal{stderr: stderr}
+	opts = append(opts, nats.ErrorHandler(refused.handle))
 	nc, err := consumer.Connect(consumer.Options{Settings: s, URL: *server, PasswordFile: *passwordFile, Options: opts})
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
@@ -73,15 +76,28 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if *all {
 		policy = jetstream.DeliverAllPolicy
 	}
-	cons, err := js.OrderedConsumer(ctx, *stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  policy,
+	var cons jetstream.Consumer
+	err = refused.do(ctx, func(ctx context.Context) (err error) {
+		cons, err = js.OrderedConsumer(ctx, *stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subject},
+			DeliverPolicy:  policy,
+		})
+		return err
 	})
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		// Refused: the embedded server's consumer user may create
+		// consumers on setgate's stream only, so a stream that does not
+		// exist is refused rather than reported missing. The stream
+		// names, which it may list, tell the two apart.
+		if listed, lerr := streamListed(ctx, refused, js, *stream); lerr == nil && !listed {
+			err = jetstream.ErrStreamNotFound
+		}
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("tail: stream %q not found at %s (is setgate serve running?)", *stream, nc.ConnectedUrlRedacted())
 		}
-		if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+		if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && !errors.Is(err, nats.ErrPermissionViolation) {
 			return fmt.Errorf("tail: consumer on %s for %s: %w (%v)", *stream, subject, err, last)
 		}
 		return fmt.Errorf("tail: consumer on %s for %s: %w", *stream, subject, err)
@@ -120,6 +136,64 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	fmt.Fprintf(stderr, "setgate tail: following %s in stream %s%s at %s\n", subject, *stream, also, nc.ConnectedUrlRedacted())
 	<-ctx.Done()
 	return nil
+}
+
+// setupRefusal ends tail's setup requests at once when the server refuses
+// one. A JetStream API request whose subject the connection may not
+// publish to is never answered: the server only sends an asynchronous
+// permissions violation, and the request would wait for the JetStream API
+// timeout (5 s) before it failed.
+type setupRefusal struct {
+	stderr io.Writer
+
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // of the requests running now; nil: none
+}
+
+// handle is the connection's asynchronous error handler: a permissions
+// violation during setup cancels the setup's requests with it as the
+// cause; every other error (and a violation after setup) is printed.
+func (r *setupRefusal) handle(_ *nats.Conn, _ *nats.Subscription, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil && errors.Is(err, nats.ErrPermissionViolation) {
+		r.cancel(err)
+		return
+	}
+	fmt.Fprintln(r.stderr, "setgate tail:", err)
+}
+
+// do runs the requests of f with a context that a refusal cancels, and
+// returns f's error, or the permissions violation when that ended f.
+func (r *setupRefusal) do(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	err := f(ctx)
+	r.mu.Lock()
+	r.cancel = nil
+	r.mu.Unlock()
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		err = cause
+	}
+	cancel(nil)
+	return err
+}
+
+// streamListed reports whether the stream name is among the account's
+// streams ($JS.API.STREAM.NAMES, which the embedded server's consumer user
+// may ask for).
+func streamListed(ctx context.Context, r *setupRefusal, js jetstream.JetStream, name string) (bool, error) {
+	listed := false
+	err := r.do(ctx, func(ctx context.Context) error {
+		names := js.StreamNames(ctx)
+		for n := range names.Name() {
+			listed = listed || n == name
+		}
+		return names.Err()
+	})
+	return listed, err
 }
 
 // tailNATSOptions are the connection options from the SETGATE_NATS_*

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/verify"
@@ -267,14 +271,30 @@ func TestTailVerb(t *testing.T) {
 	}
 }
 
+// TestTailVerbErrors: each way tail cannot start is an error that names
+// the cause. None of them waits for a timeout: the verb runs with a
+// context without deadline, so a JetStream API request nobody answers
+// would end in the library's 5 s timeout (context.DeadlineExceeded), which
+// no error here may carry. A stream the embedded server's consumer user
+// may not use is refused by the server at once, and whether it exists is
+// read from the stream names.
 func TestTailVerbErrors(t *testing.T) {
 	b := verbBridge(t)
+	if _, err := b.JetStream().CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	open := verbOpenServer(t)
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string
 	}{
-		{"no such stream", []string{"--server", b.ClientURL(), "--password-file", b.ConsumerPasswordFile(), "--stream", "NOPE"}, `Permissions Violation for Publish to "$JS.API.CONSUMER.CREATE.NOPE`},
+		{"no such stream", []string{"--server", b.ClientURL(), "--password-file", b.ConsumerPasswordFile(), "--stream", "NOPE"},
+			fmt.Sprintf(`tail: stream "NOPE" not found at %s (is setgate serve running?)`, b.ClientURL())},
+		{"stream of another reader", []string{"--server", b.ClientURL(), "--password-file", b.ConsumerPasswordFile(), "--stream", "OTHER"},
+			`tail: consumer on OTHER for secevent.>: nats: permissions violation: Permissions Violation for Publish to "$JS.API.CONSUMER.CREATE.OTHER`},
+		{"no such stream, unrestricted user", []string{"--server", open, "--stream", "NOPE"},
+			fmt.Sprintf(`tail: stream "NOPE" not found at %s (is setgate serve running?)`, open)},
 		{"no server", []string{"--server", "nats://127.0.0.1:1"}, "connect to NATS"},
 		{"no password", []string{"--server", b.ClientURL()}, "wants user consumer"},
 		{"missing password file", []string{"--server", b.ClientURL(), "--password-file", filepath.Join(t.TempDir(), "none")}, "consumer password file"},
@@ -282,12 +302,38 @@ func TestTailVerbErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tailVerb(t.Context(), tt.args, map[string]string{}, io.Discard, io.Discard)
+			var stderr verbBuffer
+			err := tailVerb(t.Context(), tt.args, map[string]string{}, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("want an error with %q, got %v", tt.wantErr, err)
 			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("want an error without waiting for a timeout, got %v", err)
+			}
+			if strings.Contains(stderr.String(), "permissions violation") {
+				t.Errorf("the refusal is the error, not printed as well; stderr:\n%s", stderr.String())
+			}
 		})
 	}
+}
+
+// verbOpenServer starts a nats-server with JetStream that lets anyone do
+// anything, and returns its URL.
+func verbOpenServer(tb testing.TB) string {
+	tb.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv.Start()
+	tb.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	if !srv.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats-server not ready")
+	}
+	return srv.ClientURL()
 }
 
 // TestVerbsEndToEnd runs the real gateway, generates a transmitter key with
