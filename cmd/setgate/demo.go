@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +39,13 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// serve reloads its issuers file on SIGHUP; the demo's issuers are
+	// built in (no file, keys and tokens made at start), so there is
+	// nothing to reload. The signal is caught from the start, so that a
+	// reload attempt or a terminal hang-up does not end the demo.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	dir, err := os.MkdirTemp("", "setgate-demo-")
 	if err != nil {
@@ -99,6 +109,7 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := &printer{w: stdout}
+	go ignoreHangups(ctx, hup, out, log)
 	app, err := NewApp(ctx, s, specs, log)
 	if err != nil {
 		return err
@@ -164,6 +175,20 @@ func demo(ctx context.Context, args []string, vars map[string]string, stdout, st
 	}
 	out.printf("\nstopping…\n")
 	return <-done
+}
+
+// ignoreHangups tells of each SIGHUP on hup, until ctx is done, that the
+// demo has no issuers file to reload and runs on.
+func ignoreHangups(ctx context.Context, hup <-chan os.Signal, out *printer, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: the demo has no issuers file to reload; running on")
+			out.printf("SIGHUP: the demo's issuers are built in, there is no issuers file to reload; running on (Ctrl-C stops)\n")
+		}
+	}
 }
 
 // demoAction is one step of the demo's script.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,5 +87,94 @@ func TestDemoWatchLine(t *testing.T) {
 	}
 	if msg, err := sub.NextMsg(30 * time.Second); err != nil || !strings.HasPrefix(msg.Subject, "secevent.") {
 		t.Fatalf("want an event, got %v, %v", msg, err)
+	}
+}
+
+// demoChildEnv marks the process TestDemoSIGHUP starts: it runs the
+// demo through main, as the setgate binary does.
+const demoChildEnv = "SETGATE_DEMO_SIGHUP_CHILD"
+
+// TestDemoSIGHUP sends SIGHUP to a process running the demo (this test
+// binary started again, running main with "demo"): the demo says it has
+// nothing to reload and runs on — after the signal it still pushes and
+// gets 202s and its admin server still answers — and SIGTERM still stops
+// it cleanly. Without the demo's handling, SIGHUP's default action ends
+// the process.
+func TestDemoSIGHUP(t *testing.T) {
+	if os.Getenv(demoChildEnv) == "1" {
+		os.Args = []string{"setgate", "demo", "-interval", "50ms"}
+		main()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDemoSIGHUP$", "-test.count=1")
+	cmd.Env = append(os.Environ(), demoChildEnv+"=1",
+		"SETGATE_HTTP_ADDR=127.0.0.1:0", "SETGATE_ADMIN_ADDR=127.0.0.1:0", "SETGATE_EMBEDDED_NATS_ADDR=127.0.0.1:0")
+	var out, errOut verbBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	// waitFor waits until the demo's output after offset from contains
+	// want, failing when the demo has ended.
+	waitFor := func(what string, from int, want string) int {
+		t.Helper()
+		at := -1
+		verbWaitUntil(t, what, func() bool {
+			select {
+			case <-exited:
+				t.Fatalf("the demo ended (%v) while waiting for %s\nstdout:\n%s\nstderr:\n%s", waitErr, what, out.String(), errOut.String())
+			default:
+			}
+			s := out.String()
+			if i := strings.Index(s[from:], want); i >= 0 {
+				at = from + i + len(want)
+			}
+			return at >= 0
+		})
+		return at
+	}
+
+	at := waitFor("the first 202", 0, "202 Accepted")
+	admin := regexp.MustCompile(`admin (http://\S+),`).FindStringSubmatch(out.String())
+	if admin == nil {
+		t.Fatalf("no admin URL in the demo's output:\n%s", out.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	at = waitFor("the demo's answer to SIGHUP", at, "SIGHUP: the demo's issuers are built in, there is no issuers file to reload; running on")
+	waitFor("a 202 after SIGHUP", at, "202 Accepted")
+	resp, err := http.Get(admin[1] + "/healthz")
+	if err != nil {
+		t.Fatalf("admin after SIGHUP: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin /healthz after SIGHUP: want 200, got %d", resp.StatusCode)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if waitErr != nil {
+		t.Fatalf("demo after SIGTERM: %v\nstderr:\n%s", waitErr, errOut.String())
+	}
+	if !strings.Contains(out.String(), "stopping…") {
+		t.Errorf("want the demo to say it is stopping, got:\n%s", out.String())
 	}
 }
