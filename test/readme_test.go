@@ -81,6 +81,8 @@ func readmeCoverage() map[string]struct{ file, contains string } {
 		"setgate bench --url":               {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
 		"setgate bench --url … --rate 2000": {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
 		"setgate bench --url https://setgate.example.com/events/acme --key acme.pem --iss https://idp.acme.example/ --aud https://setgate.example.com/ --token-file push.token --nats nats://nats.nats.svc:4222": {"cmd/setgate/verb_bench_test.go", "func TestBenchRemote("},
+		"setgate bench --floor 127.0.0.1:8081 --key acme.pem --floor-cpu 40µs":                                                           {"cmd/setgate/verb_bench_test.go", "func TestBenchFloor("},
+		"setgate bench --url http://127.0.0.1:8081/events/acme --key acme.pem --iss https://idp.acme.example/ --check=false --rate 5000": {"cmd/setgate/verb_bench_test.go", "func TestBenchFloor("},
 		"setgate bench --events 4":                      {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
 		"setgate bench --mode push --short --issuers N": {"cmd/setgate/verb_bench_test.go", "func TestBenchIssuersEvents("},
 		"setgate demo":                                  {"cmd/setgate/demo_test.go", "func TestDemo("},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,6 +28,9 @@ func benchVerb(ctx context.Context, args []string, vars map[string]string, stdou
 	o, err := parseBenchFlags(args, stdout)
 	if err != nil {
 		return err
+	}
+	if o.Floor != "" {
+		return runFloor(ctx, o, stderr)
 	}
 	var rep *bench.Report
 	if o.URL != "" {
@@ -81,6 +85,8 @@ func parseBenchFlags(args []string, stdout io.Writer) (bench.Options, error) {
 	fs.StringVar(&o.NATSPasswordFile, "password-file", "", "with --url: log in to the gateway's embedded NATS as user consumer with this password file (default as setgate tail)")
 	fs.StringVar(&o.MetricsURL, "metrics-url", "", "with --url: the gateway's admin /metrics (e.g. http://127.0.0.1:9090/metrics); its process_resident_memory_bytes is read when the push run starts, every --metrics-every and at the end")
 	fs.DurationVar(&o.MetricsEvery, "metrics-every", time.Minute, "with --metrics-url: time between two readings of the gateway's RSS")
+	fs.StringVar(&o.Floor, "floor", "", "run the floor server at this address instead of measuring (with --key): it answers every POST whose SET verifies like ceiling (0) with 202, nothing stored; measure it with --url --check=false")
+	fs.DurationVar(&o.FloorCPU, "floor-cpu", 0, "with --floor: CPU to spend per SET on top of verification (e.g. the gateway's CPU per SET)")
 	fs.BoolVar(&o.Check, "check", true, "with --url: read the stream afterwards (--check=false skips the correctness check)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -91,6 +97,22 @@ func parseBenchFlags(args []string, stdout io.Writer) (bench.Options, error) {
 		return o, fmt.Errorf("bench: unexpected argument %q", pos[0])
 	}
 	return o, o.Normalize()
+}
+
+// runFloor serves the floor server of o.Floor until ctx is done
+// ([bench.Floor]), saying on stderr where and what it does.
+func runFloor(ctx context.Context, o bench.Options, stderr io.Writer) error {
+	f, err := bench.NewFloor(o.KeyFile, o.Alg, o.FloorCPU)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.Floor)
+	if err != nil {
+		return fmt.Errorf("bench: --floor: %w", err)
+	}
+	fmt.Fprintf(stderr, "setgate bench: floor server at http://%s/ (any path): %s verification with golang-jwt, then %d spin units (--floor-cpu %s) per SET; nothing is stored; Ctrl-C stops it\n",
+		l.Addr(), f.Alg(), f.Spins(), o.FloorCPU)
+	return f.Serve(ctx, l)
 }
 
 // writeBenchReport prints rep as text or as one JSON object.

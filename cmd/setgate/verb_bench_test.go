@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,6 +155,47 @@ func TestBenchRemote(t *testing.T) {
 	}
 }
 
+// TestBenchFloor: "bench --floor" serves the floor server until it is
+// stopped, and "bench --url … --check=false" measures it like a gateway:
+// every pushed SET is answered 202.
+func TestBenchFloor(t *testing.T) {
+	keyPath, _ := verbGenKey(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var errOut verbBuffer
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- run(ctx, []string{"bench", "--floor", "127.0.0.1:0", "--key", keyPath, "--floor-cpu", "10µs"}, map[string]string{}, io.Discard, &errOut)
+	}()
+	addr := regexp.MustCompile(`floor server at (http://[0-9.:]+)/`)
+	verbWaitUntil(t, "the floor server to start", func() bool {
+		select {
+		case err := <-stopped:
+			t.Fatalf("the floor server stopped early: %v\n%s", err, errOut.String())
+		default:
+		}
+		return addr.MatchString(errOut.String())
+	})
+	base := addr.FindStringSubmatch(errOut.String())[1]
+
+	var out verbBuffer
+	args := []string{"bench", "--url", base + "/events/acme", "--key", keyPath, "--iss", "https://tx.example/", "--check=false",
+		"--count", "200", "--concurrency", "4", "--ceiling-duration", "100ms", "--json"}
+	if err := run(t.Context(), args, map[string]string{}, &out, io.Discard); err != nil {
+		t.Fatalf("bench against the floor: %v\n%s", err, out.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Push == nil || rep.Push.SETs != 200 || len(rep.Push.Errors) != 0 {
+		t.Errorf("want 200 SETs accepted by the floor, got %+v", rep.Push)
+	}
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Errorf("want the floor server to stop cleanly, got %v", err)
+	}
+}
+
 // TestBenchMetricsURL: with --metrics-url the remote run reads the
 // gateway's resident set from its admin /metrics when the push run starts,
 // every --metrics-every and at the end, and reports the readings in the
@@ -261,6 +303,11 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"metrics not http", []string{"--url", "http://127.0.0.1:1/events/a", "--key", "k.pem", "--iss", "x", "--metrics-url", "127.0.0.1:9090"}, "--metrics-url \"127.0.0.1:9090\" is not an http(s) URL"},
 		{"metrics every zero", []string{"--metrics-every", "0s"}, "--metrics-every must be positive"},
 		{"argument", []string{"extra"}, `unexpected argument "extra"`},
+		{"floor without key", []string{"--floor", "127.0.0.1:0"}, "--floor needs --key"},
+		{"floor with url", []string{"--floor", "127.0.0.1:0", "--url", "http://127.0.0.1:1/events/a"}, "--floor runs the floor server"},
+		{"floor-cpu without floor", []string{"--floor-cpu", "1ms"}, "--floor-cpu goes with --floor"},
+		{"negative floor-cpu", []string{"--floor", "127.0.0.1:0", "--key", "k.pem", "--floor-cpu", "-1ms"}, "--floor-cpu must not be negative"},
+		{"floor with iss", []string{"--floor", "127.0.0.1:0", "--key", "k.pem", "--iss", "x"}, "go with --url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

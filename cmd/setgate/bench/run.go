@@ -81,6 +81,12 @@ type Options struct {
 	// MetricsEvery during the push run for its resident set.
 	MetricsURL   string
 	MetricsEvery time.Duration
+
+	// Floor is the address of the floor server to run instead of a
+	// measurement (--floor, with KeyFile); FloorCPU is the CPU it spends
+	// per SET on top of verification ([Floor]).
+	Floor    string
+	FloorCPU time.Duration
 }
 
 // Normalize fills in mode-dependent defaults and checks the options.
@@ -91,7 +97,7 @@ func (o *Options) Normalize() error {
 			o.Mode = "push"
 		}
 	}
-	if o.Alg == "" && o.URL == "" {
+	if o.Alg == "" && o.URL == "" && o.Floor == "" {
 		o.Alg = "ES256"
 	}
 	if o.Short {
@@ -100,7 +106,15 @@ func (o *Options) Normalize() error {
 	switch {
 	case o.Mode != "push" && o.Mode != "poll" && o.Mode != "both":
 		return fmt.Errorf("bench: --mode %q: want push, poll or both", o.Mode)
-	case o.URL == "" && o.Alg != "ES256" && o.Alg != "RS256" && o.Alg != "EdDSA":
+	case o.Floor != "" && o.URL != "":
+		return errors.New("bench: --floor runs the floor server; measure it from another shell with --url")
+	case o.Floor != "" && o.KeyFile == "":
+		return errors.New("bench: --floor needs --key (the floor verifies with its public half)")
+	case o.Floor == "" && o.FloorCPU != 0:
+		return errors.New("bench: --floor-cpu goes with --floor")
+	case o.FloorCPU < 0:
+		return errors.New("bench: --floor-cpu must not be negative")
+	case o.URL == "" && o.Floor == "" && o.Alg != "ES256" && o.Alg != "RS256" && o.Alg != "EdDSA":
 		return fmt.Errorf("bench: --alg %q: want ES256, RS256 or EdDSA", o.Alg)
 	case o.Issuers < 1 || o.Keys < 1 || o.Concurrency < 1 || o.Count < 0 || o.Rate < 0:
 		return errors.New("bench: --issuers, --keys and --concurrency must be positive, --count and --rate not negative")
@@ -112,7 +126,7 @@ func (o *Options) Normalize() error {
 		return errors.New("bench: --url measures push only (the poll mode needs the in-process gateway and transmitter)")
 	case o.URL != "" && (o.KeyFile == "" || o.Iss == ""):
 		return errors.New("bench: --url needs --key and --iss (and usually --aud and --token-file), as setgate send")
-	case o.URL == "" && (o.KeyFile != "" || o.Iss != "" || o.Aud != "" || o.KID != "" || o.TokenFile != "" || o.NATSURL != "" || o.NATSPasswordFile != "" || o.MetricsURL != ""):
+	case o.URL == "" && ((o.KeyFile != "" && o.Floor == "") || o.Iss != "" || o.Aud != "" || o.KID != "" || o.TokenFile != "" || o.NATSURL != "" || o.NATSPasswordFile != "" || o.MetricsURL != ""):
 		return errors.New("bench: --key, --iss, --aud, --kid, --token-file, --nats, --password-file and --metrics-url go with --url")
 	case o.MetricsEvery <= 0:
 		return errors.New("bench: --metrics-every must be positive")
