@@ -87,6 +87,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (bench.Options, error) {
 	fs.DurationVar(&o.MetricsEvery, "metrics-every", time.Minute, "with --metrics-url: time between two readings of the gateway's RSS")
 	fs.StringVar(&o.Floor, "floor", "", "run the floor server at this address instead of measuring (with --key): it answers every POST whose SET verifies like ceiling (0) with 202, nothing stored; measure it with --url --check=false")
 	fs.DurationVar(&o.FloorCPU, "floor-cpu", 0, "with --floor: CPU to spend per SET on top of verification (e.g. the gateway's CPU per SET)")
+	floorVerify := fs.Bool("floor-verify", true, "with --floor: verify each SET (--floor-verify=false, without --key: answer every POST 202 unverified, what HTTP alone costs)")
 	fs.BoolVar(&o.Check, "check", true, "with --url: read the stream afterwards (--check=false skips the correctness check)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -96,6 +97,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (bench.Options, error) {
 		fs.Usage()
 		return o, fmt.Errorf("bench: unexpected argument %q", pos[0])
 	}
+	o.FloorNoVerify = !*floorVerify
 	return o, o.Normalize()
 }
 
@@ -110,8 +112,12 @@ func runFloor(ctx context.Context, o bench.Options, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: --floor: %w", err)
 	}
-	fmt.Fprintf(stderr, "setgate bench: floor server at http://%s/ (any path): %s verification with golang-jwt, then %d spin units (--floor-cpu %s) per SET; nothing is stored; Ctrl-C stops it\n",
-		l.Addr(), f.Alg(), f.Spins(), o.FloorCPU)
+	verifies := f.Alg() + " verification with golang-jwt"
+	if f.Alg() == "" {
+		verifies = "no verification"
+	}
+	fmt.Fprintf(stderr, "setgate bench: floor server at http://%s/ (any path): %s, then %d spin units (--floor-cpu %s) per SET; nothing is stored; Ctrl-C stops it\n",
+		l.Addr(), verifies, f.Spins(), o.FloorCPU)
 	return f.Serve(ctx, l)
 }
 

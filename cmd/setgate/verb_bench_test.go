@@ -155,44 +155,60 @@ func TestBenchRemote(t *testing.T) {
 	}
 }
 
-// TestBenchFloor: "bench --floor" serves the floor server until it is
-// stopped, and "bench --url … --check=false" measures it like a gateway:
-// every pushed SET is answered 202.
+// TestBenchFloor: "bench --floor" serves the floor server (verifying, or
+// with --floor-verify=false not) until it is stopped, and "bench --url …
+// --check=false" measures it like a gateway: every pushed SET is answered
+// 202.
 func TestBenchFloor(t *testing.T) {
 	keyPath, _ := verbGenKey(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	var errOut verbBuffer
-	stopped := make(chan error, 1)
-	go func() {
-		stopped <- run(ctx, []string{"bench", "--floor", "127.0.0.1:0", "--key", keyPath, "--floor-cpu", "10µs"}, map[string]string{}, io.Discard, &errOut)
-	}()
-	addr := regexp.MustCompile(`floor server at (http://[0-9.:]+)/`)
-	verbWaitUntil(t, "the floor server to start", func() bool {
-		select {
-		case err := <-stopped:
-			t.Fatalf("the floor server stopped early: %v\n%s", err, errOut.String())
-		default:
-		}
-		return addr.MatchString(errOut.String())
-	})
-	base := addr.FindStringSubmatch(errOut.String())[1]
+	tests := []struct {
+		name  string
+		flags []string
+		says  string
+	}{
+		{"verifying", []string{"--key", keyPath, "--floor-cpu", "10µs"}, "ES256 verification with golang-jwt"},
+		{"unverified", []string{"--floor-verify=false"}, "no verification"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			var errOut verbBuffer
+			stopped := make(chan error, 1)
+			go func() {
+				stopped <- run(ctx, append([]string{"bench", "--floor", "127.0.0.1:0"}, tt.flags...), map[string]string{}, io.Discard, &errOut)
+			}()
+			addr := regexp.MustCompile(`floor server at (http://[0-9.:]+)/ \(any path\): ([^,]+),`)
+			verbWaitUntil(t, "the floor server to start", func() bool {
+				select {
+				case err := <-stopped:
+					t.Fatalf("the floor server stopped early: %v\n%s", err, errOut.String())
+				default:
+				}
+				return addr.MatchString(errOut.String())
+			})
+			m := addr.FindStringSubmatch(errOut.String())
+			if m[2] != tt.says {
+				t.Errorf("want the floor to say %q, got %q", tt.says, m[2])
+			}
 
-	var out verbBuffer
-	args := []string{"bench", "--url", base + "/events/acme", "--key", keyPath, "--iss", "https://tx.example/", "--check=false",
-		"--count", "200", "--concurrency", "4", "--ceiling-duration", "100ms", "--json"}
-	if err := run(t.Context(), args, map[string]string{}, &out, io.Discard); err != nil {
-		t.Fatalf("bench against the floor: %v\n%s", err, out.String())
-	}
-	var rep bench.Report
-	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.Push == nil || rep.Push.SETs != 200 || len(rep.Push.Errors) != 0 {
-		t.Errorf("want 200 SETs accepted by the floor, got %+v", rep.Push)
-	}
-	cancel()
-	if err := <-stopped; err != nil {
-		t.Errorf("want the floor server to stop cleanly, got %v", err)
+			var out verbBuffer
+			args := []string{"bench", "--url", m[1] + "/events/acme", "--key", keyPath, "--iss", "https://tx.example/", "--check=false",
+				"--count", "200", "--concurrency", "4", "--ceiling-duration", "100ms", "--json"}
+			if err := run(t.Context(), args, map[string]string{}, &out, io.Discard); err != nil {
+				t.Fatalf("bench against the floor: %v\n%s", err, out.String())
+			}
+			var rep bench.Report
+			if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Push == nil || rep.Push.SETs != 200 || len(rep.Push.Errors) != 0 {
+				t.Errorf("want 200 SETs accepted by the floor, got %+v", rep.Push)
+			}
+			cancel()
+			if err := <-stopped; err != nil {
+				t.Errorf("want the floor server to stop cleanly, got %v", err)
+			}
+		})
 	}
 }
 
@@ -305,7 +321,9 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"argument", []string{"extra"}, `unexpected argument "extra"`},
 		{"floor without key", []string{"--floor", "127.0.0.1:0"}, "--floor needs --key"},
 		{"floor with url", []string{"--floor", "127.0.0.1:0", "--url", "http://127.0.0.1:1/events/a"}, "--floor runs the floor server"},
-		{"floor-cpu without floor", []string{"--floor-cpu", "1ms"}, "--floor-cpu goes with --floor"},
+		{"floor-cpu without floor", []string{"--floor-cpu", "1ms"}, "--floor-cpu and --floor-verify go with --floor"},
+		{"floor-verify without floor", []string{"--floor-verify=false"}, "--floor-cpu and --floor-verify go with --floor"},
+		{"unverified floor with key", []string{"--floor", "127.0.0.1:0", "--floor-verify=false", "--key", "k.pem"}, "drop --key"},
 		{"negative floor-cpu", []string{"--floor", "127.0.0.1:0", "--key", "k.pem", "--floor-cpu", "-1ms"}, "--floor-cpu must not be negative"},
 		{"floor with iss", []string{"--floor", "127.0.0.1:0", "--key", "k.pem", "--iss", "x"}, "go with --url"},
 	}

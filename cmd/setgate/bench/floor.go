@@ -21,51 +21,59 @@ import (
 const floorMaxBody = 64 << 10
 
 // Floor is the server of "setgate bench --floor": the least a push
-// receiver can do, to learn which latency the machine itself allows at a
-// rate (README "Performance"). Every POST is read, parsed and verified
-// like ceiling (0) (golang-jwt v5 jwt.Parse, one algorithm, one public key
-// fixed in advance) and answered 202, after spending extra CPU when asked
-// (--floor-cpu); a token that does not verify gets 400. Nothing is
-// stored or published, no SET profile is checked, and every request is
-// handled start to end by its connection's goroutine, so its latency has
-// no hand-offs in it: only HTTP, verification, the spent CPU and the
+// receiver can do, to learn which latency and CPU the machine itself
+// allows at a rate (README "Performance"). Every POST is read, parsed and
+// verified like ceiling (0) (golang-jwt v5 jwt.Parse, one algorithm, one
+// public key fixed in advance) and answered 202, after spending extra CPU
+// when asked (--floor-cpu); a token that does not verify gets 400. Without
+// a key (--floor-verify=false) nothing is verified: every POST is read and
+// answered 202, which is what HTTP alone costs. Nothing is stored or
+// published, no SET profile is checked, and every request is handled
+// start to end by its connection's goroutine, so its latency has no
+// hand-offs in it: only HTTP, verification, the spent CPU and the
 // machine's scheduling.
 type Floor struct {
-	alg   string
-	key   crypto.PublicKey
+	alg   string           // "" when nothing is verified
+	key   crypto.PublicKey // nil when nothing is verified
 	spins int
 	only  jwt.ParserOption
 }
 
 // NewFloor returns the floor server for the public half of the signing
 // key in keyFile (PEM, as --key), with alg (or the key's own algorithm
-// when alg is ""), spending about cpu of extra CPU per SET.
+// when alg is ""), spending about cpu of extra CPU per SET. With keyFile
+// "" it verifies nothing.
 func NewFloor(keyFile, alg string, cpu time.Duration) (*Floor, error) {
 	if cpu < 0 {
 		return nil, errors.New("bench: --floor-cpu must not be negative")
 	}
-	key, err := transmitter.LoadKey(keyFile)
-	if err != nil {
-		return nil, err
+	f := &Floor{}
+	if keyFile != "" {
+		key, err := transmitter.LoadKey(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		if alg, err = transmitter.AlgFor(key, alg); err != nil {
+			return nil, err
+		}
+		f.alg, f.key, f.only = alg, key.Public(), jwt.WithValidMethods([]string{alg})
 	}
-	if alg, err = transmitter.AlgFor(key, alg); err != nil {
-		return nil, err
-	}
-	f := &Floor{alg: alg, key: key.Public(), only: jwt.WithValidMethods([]string{alg})}
 	if cpu > 0 {
 		f.spins = max(1, int(cpu/spinCost()))
 	}
 	return f, nil
 }
 
-// Alg is the one algorithm the floor accepts.
+// Alg is the one algorithm the floor accepts, "" when it verifies
+// nothing.
 func (f *Floor) Alg() string { return f.alg }
 
 // Spins is the number of spin units a SET costs on top of its
 // verification (each about 64 bytes of SHA-256).
 func (f *Floor) Spins() int { return f.spins }
 
-// ServeHTTP answers one push: 202 when the body verifies, else 400; 405
+// ServeHTTP answers one push: 202 when the body verifies (or nothing is
+// verified), else 400; 405
 // for anything but POST, 413 for a body over 64 KiB.
 func (f *Floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -83,7 +91,9 @@ func (f *Floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	_, err = jwt.Parse(string(body), func(*jwt.Token) (any, error) { return f.key, nil }, f.only)
+	if f.key != nil {
+		_, err = jwt.Parse(string(body), func(*jwt.Token) (any, error) { return f.key, nil }, f.only)
+	}
 	spin(f.spins)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)

@@ -28,9 +28,30 @@ func floorKey(t *testing.T, alg string) (string, Key) {
 	return path, Key{ID: "k", Alg: alg, Signer: signer}
 }
 
+// startFloor serves f on a loopback port until the test ends, checking
+// that it then shuts down cleanly, and returns its base URL.
+func startFloor(t *testing.T, f *Floor) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { served <- f.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("want a clean shutdown, got %v", err)
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
 // TestFloor: the floor server answers 202 to a POST whose SET verifies
 // with the key's public half, 400 to any other body, 405 to other
-// methods and 413 to a body over 64 KiB, over a real listener.
+// methods and 413 to a body over 64 KiB, over a real listener; without a
+// key it answers every POST 202.
 func TestFloor(t *testing.T) {
 	path, key := floorKey(t, "ES256")
 	_, other := floorKey(t, "ES256")
@@ -43,38 +64,43 @@ func TestFloor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFloor(path, "", 20*time.Microsecond)
+	verifying, err := NewFloor(path, "", 20*time.Microsecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Alg() != "ES256" || f.Spins() < 1 {
-		t.Fatalf("want ES256 from the key and some spin for --floor-cpu 20µs, got %s and %d", f.Alg(), f.Spins())
+	if verifying.Alg() != "ES256" || verifying.Spins() < 1 {
+		t.Fatalf("want ES256 from the key and some spin for --floor-cpu 20µs, got %s and %d", verifying.Alg(), verifying.Spins())
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	bare, err := NewFloor("", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	ctx, cancel := context.WithCancel(t.Context())
-	go func() { served <- f.Serve(ctx, l) }()
-	base := "http://" + l.Addr().String()
+	if bare.Alg() != "" || bare.Spins() != 0 {
+		t.Fatalf("want no algorithm and no spin without a key and CPU, got %q and %d", bare.Alg(), bare.Spins())
+	}
+	urls := map[*Floor]string{verifying: startFloor(t, verifying), bare: startFloor(t, bare)}
 
 	tests := []struct {
 		name   string
+		floor  *Floor
 		method string
 		body   []byte
 		want   int
 	}{
-		{"verifies", http.MethodPost, good, http.StatusAccepted},
-		{"signed by another key", http.MethodPost, forged, http.StatusBadRequest},
-		{"not a JWT", http.MethodPost, []byte("not a jwt"), http.StatusBadRequest},
-		{"empty", http.MethodPost, nil, http.StatusBadRequest},
-		{"too big", http.MethodPost, bytes.Repeat([]byte("a"), floorMaxBody+1), http.StatusRequestEntityTooLarge},
-		{"GET", http.MethodGet, nil, http.StatusMethodNotAllowed},
+		{"verifies", verifying, http.MethodPost, good, http.StatusAccepted},
+		{"signed by another key", verifying, http.MethodPost, forged, http.StatusBadRequest},
+		{"not a JWT", verifying, http.MethodPost, []byte("not a jwt"), http.StatusBadRequest},
+		{"empty", verifying, http.MethodPost, nil, http.StatusBadRequest},
+		{"too big", verifying, http.MethodPost, bytes.Repeat([]byte("a"), floorMaxBody+1), http.StatusRequestEntityTooLarge},
+		{"GET", verifying, http.MethodGet, nil, http.StatusMethodNotAllowed},
+		{"unverified: forged", bare, http.MethodPost, forged, http.StatusAccepted},
+		{"unverified: not a JWT", bare, http.MethodPost, []byte("not a jwt"), http.StatusAccepted},
+		{"unverified: too big", bare, http.MethodPost, bytes.Repeat([]byte("a"), floorMaxBody+1), http.StatusRequestEntityTooLarge},
+		{"unverified: GET", bare, http.MethodGet, nil, http.StatusMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequestWithContext(t.Context(), tt.method, base+"/events/acme", bytes.NewReader(tt.body))
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, urls[tt.floor]+"/events/acme", bytes.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,10 +113,6 @@ func TestFloor(t *testing.T) {
 				t.Errorf("want %d, got %d", tt.want, resp.StatusCode)
 			}
 		})
-	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Errorf("want a clean shutdown, got %v", err)
 	}
 }
 

@@ -83,10 +83,11 @@ type Options struct {
 	MetricsEvery time.Duration
 
 	// Floor is the address of the floor server to run instead of a
-	// measurement (--floor, with KeyFile); FloorCPU is the CPU it spends
-	// per SET on top of verification ([Floor]).
-	Floor    string
-	FloorCPU time.Duration
+	// measurement (--floor, with KeyFile unless FloorNoVerify); FloorCPU
+	// is the CPU it spends per SET on top of verification ([Floor]).
+	Floor         string
+	FloorCPU      time.Duration
+	FloorNoVerify bool
 }
 
 // Normalize fills in mode-dependent defaults and checks the options.
@@ -108,10 +109,12 @@ func (o *Options) Normalize() error {
 		return fmt.Errorf("bench: --mode %q: want push, poll or both", o.Mode)
 	case o.Floor != "" && o.URL != "":
 		return errors.New("bench: --floor runs the floor server; measure it from another shell with --url")
-	case o.Floor != "" && o.KeyFile == "":
-		return errors.New("bench: --floor needs --key (the floor verifies with its public half)")
-	case o.Floor == "" && o.FloorCPU != 0:
-		return errors.New("bench: --floor-cpu goes with --floor")
+	case o.Floor != "" && o.KeyFile == "" && !o.FloorNoVerify:
+		return errors.New("bench: --floor needs --key (the floor verifies with its public half), or --floor-verify=false")
+	case o.FloorNoVerify && o.KeyFile != "":
+		return errors.New("bench: --floor-verify=false verifies nothing; drop --key")
+	case o.Floor == "" && (o.FloorCPU != 0 || o.FloorNoVerify):
+		return errors.New("bench: --floor-cpu and --floor-verify go with --floor")
 	case o.FloorCPU < 0:
 		return errors.New("bench: --floor-cpu must not be negative")
 	case o.URL == "" && o.Floor == "" && o.Alg != "ES256" && o.Alg != "RS256" && o.Alg != "EdDSA":
