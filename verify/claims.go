@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // stringClaim returns m's member name when it is a JSON string.
@@ -130,6 +132,13 @@ func (v *Verifier) checkClaims(c members, set *SET) *Error {
 	}
 	if len(set.JTI) > 256 {
 		return badRequest("The jti claim is longer than 256 bytes.")
+	}
+	// The jti is repeated in the Setgate-Jti header and the Nats-Msg-Id
+	// of every stored event (README "Subjects and messages"); a control
+	// character (CR and LF above all) would make the header differ from
+	// the body, so none is taken.
+	if strings.IndexFunc(set.JTI, unicode.IsControl) >= 0 {
+		return badRequest("The jti claim contains a control character.")
 	}
 
 	if c.has("toe") {

@@ -294,6 +294,11 @@ func TestVerifyCodes(t *testing.T) {
 		{name: "jti empty", tok: tokClaims(set("jti", "")), code: IR, noJTI: true},
 		{name: "jti number", tok: tokClaims(set("jti", 123456)), code: IR, noJTI: true},
 		{name: "jti longer than 256 bytes", tok: tokClaims(set("jti", strings.Repeat("j", 257))), code: IR, jti: strings.Repeat("j", 257)},
+		{name: "jti with a line feed", tok: tokClaims(set("jti", "a\nb")), code: IR, jti: "a\nb"},
+		{name: "jti with a carriage return", tok: tokClaims(set("jti", "a\rb")), code: IR, jti: "a\rb"},
+		{name: "jti with NUL", tok: tokClaims(set("jti", "a\x00b")), code: IR, jti: "a\x00b"},
+		{name: "jti with DEL", tok: tokClaims(set("jti", "a\x7fb")), code: IR, jti: "a\x7fb"},
+		{name: "jti with a C1 control", tok: tokClaims(set("jti", "a\u0085b")), code: IR, jti: "a\u0085b"},
 		{name: "toe not a number", tok: tokClaims(set("toe", "yesterday")), code: IR, jti: testJTI},
 		{name: "toe number", tok: tokClaims(set("toe", now-100)), check: func(tb testing.TB, s *verify.SET) {
 			if s.TOE == nil || *s.TOE != json.Number("1749999900") {
