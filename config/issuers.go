@@ -279,7 +279,25 @@ func ParseIssuers(data []byte, vars map[string]string, readFile func(string) ([]
 	if err := checkSameIssuer(specs); err != nil {
 		return nil, err
 	}
+	if err := checkPushTokens(specs); err != nil {
+		return nil, err
+	}
 	return specs, nil
+}
+
+// checkPushTokens refuses two entries of different issuers (iss) with the
+// same push credential: a transmitter holding it could push to the other
+// issuer's path, and the 403 for a credential of another issuer could not
+// tell them apart. Entries of one issuer (one per audience) may share it.
+func checkPushTokens(specs []Issuer) error {
+	for i, a := range specs {
+		for _, b := range specs[i+1:] {
+			if a.PushToken != "" && a.PushToken == b.PushToken && a.Verify.Issuer != b.Verify.Issuer {
+				return fmt.Errorf("issuers %q and %q: the same push credential for two issuers; give each its own, so that one transmitter cannot push to another's path", a.Name, b.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // checkSameIssuer refuses two entries with the same issuer and a common

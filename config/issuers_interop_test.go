@@ -6,10 +6,11 @@ import (
 )
 
 // TestParseIssuersSameIssuer: two entries with the same issuer and a
-// common audience are refused with a message naming both; disjoint
-// audiences, or one entry with push and poll, are fine.
+// common audience are refused with a message naming both, and so are two
+// issuers sharing one push credential; disjoint audiences (with one
+// credential), or one entry with push and poll, are fine.
 func TestParseIssuersSameIssuer(t *testing.T) {
-	files := map[string]string{"/secrets/acme": "s3cret\n"}
+	files := map[string]string{"/secrets/acme": "s3cret\n", "/secrets/globex": "other-s3cret\n"}
 	second := func(name, aud string) string {
 		return strings.NewReplacer("name: acme", "name: "+name, "audience: https://setgate.example/", "audience: "+aud).Replace(goodIssuer)
 	}
@@ -23,6 +24,9 @@ func TestParseIssuersSameIssuer(t *testing.T) {
 		{"same issuer, overlapping audiences", "issuers:" + goodIssuer + second("acme-2", "[https://other.example/, https://setgate.example/]"),
 			`issuers "acme" and "acme-2"`},
 		{"same issuer, other audience", "issuers:" + goodIssuer + second("acme-eu", "https://setgate.eu.example/"), ""},
+		{"other issuer, same push credential", "issuers:" + goodIssuer + strings.NewReplacer("name: acme", "name: globex", "https://idp.acme.example/", "https://idp.globex.example/").Replace(goodIssuer),
+			`issuers "acme" and "globex": the same push credential for two issuers`},
+		{"other issuer, own push credential", "issuers:" + goodIssuer + strings.NewReplacer("name: acme", "name: globex", "https://idp.acme.example/", "https://idp.globex.example/", "/secrets/acme", "/secrets/globex").Replace(goodIssuer), ""},
 		{"one entry with push and poll", "issuers:" + goodIssuer + "    poll:\n      endpoint: https://x.example/poll\n      bearer_token_file: /secrets/acme\n", ""},
 	}
 	for _, tt := range tests {
