@@ -279,8 +279,7 @@ func bridgeConfig(s config.Settings) (bridge.Config, error) {
 		return bridge.Config{}, err
 	}
 	return bridge.Config{
-		Login: login,
-		URL:   s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
+		URL: s.NATSURL, Login: login, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
 		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
 		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
 		ConsumerPasswordFile: s.EmbeddedNATSPass, EmbeddedSync: s.EmbeddedSync,
