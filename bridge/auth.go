@@ -235,10 +235,24 @@ func cutUserinfo(u string) (string, bool) {
 		return u, false
 	}
 	prefix := ""
-	if i := strings.Index(u, "://"); i >= 0 && i < at {
+	if i := strings.Index(u, "://"); i >= 0 && i < at && isScheme(strings.TrimSpace(u[:i])) {
 		prefix = u[:i+len("://")]
 	}
 	return prefix + u[at+1:], true
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986 §3.1): a letter,
+// then letters, digits, +, - or .
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // RedactURLError returns err, or, when err is a parse error of a URL with

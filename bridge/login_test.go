@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +240,46 @@ func TestLoginKinds(t *testing.T) {
 			cfg.DataDir, cfg.Login = t.TempDir(), l
 			if _, err := Open(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "need a NATS URL") {
 				t.Errorf("want an error saying a login needs a NATS URL, got %v", err)
+			}
+		}
+	})
+}
+
+// FuzzRedactURL: whatever the text, RedactURL leaves no user part that
+// nats.go (url.Parse, "nats://" added when a URL has no scheme) would read
+// as a login, keeps the number of URLs, is idempotent, and changes a URL
+// without @ not at all; URLHasUserinfo finds every URL nats.go would read a
+// login from.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"nats://svc:pw@nats:4222", "nats://tok@a:1,nats://b:2", "svc:pw@nats:4222", "nats://svc:p/w@h:1", "tls://a:1, ws://u@b:2/p?q#f", "", ",", "@", "://@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := RedactURL(in)
+		if n, m := strings.Count(in, ","), strings.Count(out, ","); n != m {
+			t.Fatalf("RedactURL(%q) = %q: %d URLs became %d", in, out, n+1, m+1)
+		}
+		if RedactURL(out) != out {
+			t.Fatalf("RedactURL(%q) = %q is not redacted again the same", in, out)
+		}
+		if URLHasUserinfo(out) {
+			t.Fatalf("RedactURL(%q) = %q still has a user part", in, out)
+		}
+		if !strings.Contains(in, "@") && out != in {
+			t.Fatalf("RedactURL(%q) = %q changed a URL without a user part", in, out)
+		}
+		for p := range strings.SplitSeq(in, ",") {
+			p = strings.TrimSpace(p)
+			if !strings.Contains(p, "://") {
+				p = "nats://" + p
+			}
+			if u, err := url.Parse(p); err == nil && u.User != nil && !URLHasUserinfo(in) {
+				t.Fatalf("URLHasUserinfo(%q) = false, but nats.go reads user %q from it", in, u.User.Username())
+			}
+		}
+		for p := range strings.SplitSeq(out, ",") {
+			if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+				t.Fatalf("RedactURL(%q) = %q: url.Parse still finds user %q", in, out, u.User.Username())
 			}
 		}
 	})
