@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,4 +286,54 @@ func FuzzRedactURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the connection's handler
+// goroutines and a reading test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestReconnectLogNeverShowsURLSecret: the "nats reconnected" line after a
+// server restart shows the URL without a token in its user part, which
+// nc.ConnectedUrlRedacted() would show.
+func TestReconnectLogNeverShowsURLSecret(t *testing.T) {
+	dir := t.TempDir()
+	opts := func(port int) *server.Options {
+		return &server.Options{Port: port, JetStream: true, StoreDir: dir, Authorization: loginToken}
+	}
+	srv := runServerOpts(t, opts(-1))
+	port := srv.Addr().(*net.TCPAddr).Port
+	logs := &syncBuffer{}
+	b, err := Open(context.Background(), testConfig(strings.Replace(srv.ClientURL(), "nats://", "nats://"+loginToken+"@", 1)), slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", RedactURLError(err))
+	}
+	defer b.Close(context.Background())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	runServerOpts(t, opts(port))
+	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), "nats reconnected") {
+			return errNotYet
+		}
+		return nil
+	})
+	if want := "url=nats://127.0.0.1:" + strconv.Itoa(port); !strings.Contains(logs.String(), want) {
+		t.Errorf("want the reconnect logged with %s, got:\n%s", want, logs.String())
+	}
+	assertNoSecret(t, "the log", logs.String())
 }
