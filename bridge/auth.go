@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +166,103 @@ func consumerPermissions(prefix, stream string) *server.Permissions {
 			Allow: []string{prefix + ".>", rejectedPrefix + ".rejected.>", "_INBOX.>"},
 		},
 	}
+}
+
+// Secret is a password or token read from a file. It prints, logs and
+// marshals as [redacted], so a [Config] shown by mistake shows no secret;
+// string(s) is the value.
+type Secret string
+
+// redacted is what a [Secret] shows instead of its value.
+const redacted = "[redacted]"
+
+// String returns [redacted], never the value.
+func (Secret) String() string { return redacted }
+
+// GoString returns [redacted] quoted, never the value (fmt's %#v).
+func (Secret) GoString() string { return `"` + redacted + `"` }
+
+// LogValue returns [redacted], never the value (log/slog).
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText returns [redacted], never the value (encoding/json and the like).
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Login is a user/password or a token login at an external NATS server
+// (SETGATE_NATS_USER with SETGATE_NATS_PASSWORD_FILE, or
+// SETGATE_NATS_TOKEN_FILE; the caller reads the files). The zero value is
+// no login of this kind.
+type Login struct {
+	User     string
+	Password Secret
+	Token    Secret
+}
+
+// kinds reports whether l holds a user/password and whether a token.
+func (l Login) kinds() (userPassword, token bool) {
+	return l.User != "" || l.Password != "", l.Token != ""
+}
+
+// RedactURL returns urls, one NATS URL or several separated by commas,
+// with the user part of each (user:password@ or token@) removed: what logs,
+// errors and /issuers show of a NATS URL. A NATS URL has no meaningful path,
+// so everything between the scheme and the last @ goes, whatever a parser
+// would make of it.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		parts[i], _ = cutUserinfo(p)
+	}
+	return strings.Join(parts, ",")
+}
+
+// URLHasUserinfo reports whether any of urls, separated by commas, has a
+// user part (user:password@ or token@), that is, an @ anywhere.
+func URLHasUserinfo(urls string) bool {
+	for p := range strings.SplitSeq(urls, ",") {
+		if _, ok := cutUserinfo(p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// cutUserinfo removes everything between u's scheme (if any) and its last
+// @, and reports whether there was an @.
+func cutUserinfo(u string) (string, bool) {
+	at := strings.LastIndexByte(u, '@')
+	if at < 0 {
+		return u, false
+	}
+	prefix := ""
+	if i := strings.Index(u, "://"); i >= 0 && i < at && isScheme(strings.TrimSpace(u[:i])) {
+		prefix = u[:i+len("://")]
+	}
+	return prefix + u[at+1:], true
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986 §3.1): a letter,
+// then letters, digits, +, - or .
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// RedactURLError returns err, or, when err is a parse error of a URL with
+// a user part, an error saying so without any of the URL: nats.go returns
+// url.Parse's error, which quotes the whole URL, and its cause may quote
+// part of the password ("invalid port ...").
+func RedactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && URLHasUserinfo(ue.URL) {
+		return fmt.Errorf("%s %q: a URL with a user part does not parse (the cause is not shown: it may quote the secret)", ue.Op, RedactURL(ue.URL))
+	}
+	return err
 }

@@ -56,7 +56,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: cfg.URL, closed: make(chan struct{}), ackPrefix: pubAckPrefix(cfg.Stream)}
+	// b.url is what logs and /issuers show: never a URL's user part.
+	b := &Bridge{cfg: cfg, log: log, subjects: subjects, url: RedactURL(cfg.URL), closed: make(chan struct{}), ackPrefix: pubAckPrefix(cfg.Stream)}
 
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -71,7 +72,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -108,7 +109,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	b.nc, err = nats.Connect(connectURL, opts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("bridge: connect to NATS at %s: %w", connectURL, err)
+		return nil, fmt.Errorf("bridge: connect to NATS at %s: %w%s", RedactURL(connectURL), RedactURLError(err), loginHint(err, cfg))
 	}
 	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err != nil {
@@ -130,11 +131,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bridge, error) {
 	return b, nil
 }
 
-// AuthOptions turns the credential and TLS files of cfg into NATS connect
-// options; every setgate client of NATS (serve, tail) connects with them.
+// AuthOptions turns the login and the credential and TLS files of cfg into
+// NATS connect options; every setgate client of NATS (serve, tail, bench
+// --url) connects with them. At most one kind of login may be set.
 func (cfg Config) AuthOptions() ([]nats.Option, error) {
-	if cfg.CredsFile != "" && cfg.NKeyFile != "" {
-		return nil, errors.New("bridge: set a NATS creds file or an nkey file, not both")
+	if err := cfg.checkAuthKinds(); err != nil {
+		return nil, err
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
 		return nil, errors.New("bridge: NATS client certificate and key files must be set together")
@@ -150,6 +152,12 @@ func (cfg Config) AuthOptions() ([]nats.Option, error) {
 		}
 		opts = append(opts, o)
 	}
+	if cfg.Login.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.Login.User, string(cfg.Login.Password)))
+	}
+	if cfg.Login.Token != "" {
+		opts = append(opts, nats.Token(string(cfg.Login.Token)))
+	}
 	if cfg.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.CAFile))
 	}
@@ -157,6 +165,25 @@ func (cfg Config) AuthOptions() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 	return opts, nil
+}
+
+// loginHint says which login an external server refused, naming the kind
+// and the user, never a secret.
+func loginHint(err error, cfg Config) string {
+	if cfg.URL == "" || !errors.Is(err, nats.ErrAuthorization) {
+		return ""
+	}
+	switch {
+	case cfg.Login.User != "":
+		return fmt.Sprintf(" (the server refused user %q with the password file's password)", cfg.Login.User)
+	case cfg.Login.Token != "":
+		return " (the server refused the token file's token)"
+	case cfg.CredsFile != "":
+		return " (the server refused the creds file's user)"
+	case cfg.NKeyFile != "":
+		return " (the server refused the nkey)"
+	}
+	return " (the server wants a login: a user and password file, a token file, a creds file or an nkey file)"
 }
 
 // ensureStream creates or updates the stream, or checks it exists.
@@ -243,9 +270,10 @@ func (b *Bridge) Conn() *nats.Conn { return b.nc }
 // JetStream returns the JetStream context of the connection.
 func (b *Bridge) JetStream() jetstream.JetStream { return b.js }
 
-// ClientURL returns the URL of the server in use; for the embedded server
-// its listener's URL with the actual port, dialable by other clients as
-// [ConsumerUser], or empty when it has no listener.
+// ClientURL returns the URL of the server in use, without a user part
+// ([RedactURL]); for the embedded server its listener's URL with the
+// actual port, dialable by other clients as [ConsumerUser], or empty when
+// it has no listener.
 func (b *Bridge) ClientURL() string { return b.url }
 
 // ConsumerPasswordFile returns the file holding the [ConsumerUser]'s

@@ -58,6 +58,11 @@ type Config struct {
 	// external server and configure TLS. CertFile and KeyFile go together;
 	// CredsFile and NKeyFile exclude each other. They need URL.
 	CredsFile, NKeyFile, CAFile, CertFile, KeyFile string
+	// Login is a user/password or token login at an external server. It
+	// excludes CredsFile and NKeyFile and needs URL. A URL's own user part
+	// is not a login setgate offers (config refuses it), but is never
+	// shown: see [RedactURL].
+	Login Login
 	// EmbeddedAddr is where the embedded server listens for consumers,
 	// host:port; port 0 picks a free port. Empty means no TCP listener at
 	// all: setgate itself always connects in-process. The listener
@@ -173,11 +178,11 @@ func (c Config) withDefaults() (Config, error) {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return c, errors.New("bridge: NATS client certificate and key files must be set together")
 	}
-	if c.CredsFile != "" && c.NKeyFile != "" {
-		return c, errors.New("bridge: set either a NATS creds file or an nkey file, not both")
+	if err := c.checkAuthKinds(); err != nil {
+		return c, err
 	}
 	if c.URL == "" {
-		if c.CredsFile != "" || c.NKeyFile != "" || c.CAFile != "" || c.CertFile != "" {
+		if userPassword, token := c.Login.kinds(); userPassword || token || c.CredsFile != "" || c.NKeyFile != "" || c.CAFile != "" || c.CertFile != "" {
 			return c, errors.New("bridge: NATS auth and TLS files need a NATS URL; the embedded server uses neither")
 		}
 		if c.DataDir == "" {
@@ -227,4 +232,30 @@ func splitEmbeddedAddr(addr string) (string, int, error) {
 		port = -1
 	}
 	return host, port, nil
+}
+
+// checkAuthKinds refuses more than one kind of login at once (creds file,
+// nkey file, user and password, token) and a user without a password or
+// the other way round.
+func (c Config) checkAuthKinds() error {
+	userPassword, token := c.Login.kinds()
+	if userPassword && (c.Login.User == "" || c.Login.Password == "") {
+		return errors.New("bridge: a NATS user and its password go together")
+	}
+	var kinds []string
+	for _, k := range []struct {
+		set  bool
+		name string
+	}{
+		{c.CredsFile != "", "a creds file"}, {c.NKeyFile != "", "an nkey file"},
+		{userPassword, "a user and password"}, {token, "a token"},
+	} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) > 1 {
+		return fmt.Errorf("bridge: NATS login: set one of a creds file, an nkey file, a user and password or a token, not %s", strings.Join(kinds, " and "))
+	}
+	return nil
 }

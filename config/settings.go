@@ -24,9 +24,12 @@ type Settings struct {
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:":8080" help:"push receiver listen address"`
 	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:":9090" help:"admin listen address (/healthz, /readyz, /metrics, /issuers)"`
 	IssuersFile       string        `env:"ISSUERS_FILE" help:"YAML issuers file (required for serve); reloaded on change and on SIGHUP"`
-	NATSURL           string        `env:"NATS_URL" help:"NATS server URL(s), comma-separated; empty starts an embedded server"`
+	NATSURL           string        `env:"NATS_URL" help:"NATS server URL(s), comma-separated, without user:password@ or token@ (refused); empty starts an embedded server"`
 	NATSCredsFile     string        `env:"NATS_CREDS_FILE" help:"NATS user credentials file"`
 	NATSNKeyFile      string        `env:"NATS_NKEY_FILE" help:"NATS nkey seed file"`
+	NATSUser          string        `env:"NATS_USER" help:"NATS user name; its password in SETGATE_NATS_PASSWORD_FILE"`
+	NATSPasswordFile  string        `env:"NATS_PASSWORD_FILE" help:"file holding SETGATE_NATS_USER's password"`
+	NATSTokenFile     string        `env:"NATS_TOKEN_FILE" help:"file holding a NATS authentication token"`
 	NATSCAFile        string        `env:"NATS_CA_FILE" help:"CA bundle for the NATS server's TLS certificate"`
 	NATSCertFile      string        `env:"NATS_CERT_FILE" help:"client certificate for NATS mTLS"`
 	NATSKeyFile       string        `env:"NATS_KEY_FILE" help:"client key for NATS mTLS"`
@@ -148,8 +151,12 @@ func Load(vars map[string]string) (Settings, error) {
 
 // Validate checks the combinations and enumerations the types alone do
 // not: log level and format, sync mode, positive limits, TLS files that go
-// together. The error names the variable.
+// together, no credentials in the NATS URL and one NATS login at most.
+// The error names the variable.
 func (s Settings) Validate() error {
+	if err := s.validateNATSLogin(); err != nil {
+		return err
+	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -189,6 +196,77 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("environment: SETGATE_TLS_CLIENT_CA_FILE needs SETGATE_TLS_CERT_FILE")
 	}
 	return nil
+}
+
+// validateNATSLogin refuses a user part in SETGATE_NATS_URL and more than
+// one kind of NATS login. A URL's user:password@ or token@ would show
+// wherever the URL is shown (logs, /issuers, errors, the process
+// environment); secrets come from files (README "Environment").
+func (s Settings) validateNATSLogin() error {
+	if bridge.URLHasUserinfo(s.NATSURL) {
+		return fmt.Errorf("environment: SETGATE_NATS_URL=%q has a user part (user:password@ or token@), which is refused: a secret in the URL would be shown wherever the URL is; "+
+			"remove it and set SETGATE_NATS_USER with SETGATE_NATS_PASSWORD_FILE (a file holding the password), or SETGATE_NATS_TOKEN_FILE (a file holding the token), "+
+			"or use SETGATE_NATS_CREDS_FILE or SETGATE_NATS_NKEY_FILE", bridge.RedactURL(s.NATSURL))
+	}
+	if (s.NATSUser == "") != (s.NATSPasswordFile == "") {
+		return fmt.Errorf("environment: SETGATE_NATS_USER and SETGATE_NATS_PASSWORD_FILE go together")
+	}
+	var kinds []string
+	for _, k := range []struct {
+		set  bool
+		name string
+	}{
+		{s.NATSCredsFile != "", "SETGATE_NATS_CREDS_FILE"},
+		{s.NATSNKeyFile != "", "SETGATE_NATS_NKEY_FILE"},
+		{s.NATSUser != "", "SETGATE_NATS_USER with SETGATE_NATS_PASSWORD_FILE"},
+		{s.NATSTokenFile != "", "SETGATE_NATS_TOKEN_FILE"},
+	} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) > 1 {
+		return fmt.Errorf("environment: %s: set one NATS login, not two kinds at once", strings.Join(kinds, " and "))
+	}
+	return nil
+}
+
+// NATSLogin reads the user/password or token login at an external NATS
+// server: SETGATE_NATS_USER with the password in SETGATE_NATS_PASSWORD_FILE,
+// or the token in SETGATE_NATS_TOKEN_FILE. The files are secret files
+// ([ReadSecretFile]); surrounding white space is trimmed and an empty
+// secret is refused. Errors name the variable and file, never the content.
+// With neither set it returns the zero Login.
+func (s Settings) NATSLogin() (bridge.Login, error) {
+	var l bridge.Login
+	if s.NATSPasswordFile != "" {
+		pw, err := readNATSSecret("SETGATE_NATS_PASSWORD_FILE", s.NATSPasswordFile)
+		if err != nil {
+			return l, err
+		}
+		l.User, l.Password = s.NATSUser, pw
+	}
+	if s.NATSTokenFile != "" {
+		tok, err := readNATSSecret("SETGATE_NATS_TOKEN_FILE", s.NATSTokenFile)
+		if err != nil {
+			return l, err
+		}
+		l.Token = tok
+	}
+	return l, nil
+}
+
+// readNATSSecret reads the secret file path named by variable name.
+func readNATSSecret(name, path string) (bridge.Secret, error) {
+	b, err := ReadSecretFile(path)
+	if err != nil {
+		return "", fmt.Errorf("nats: %s: %w", name, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("nats: %s: %s is empty", name, path)
+	}
+	return bridge.Secret(v), nil
 }
 
 // ByteSize is a byte count written as an integer with an optional

@@ -79,8 +79,8 @@ func TestStreamMaxBytes(t *testing.T) {
 			if int64(s.StreamMaxBytes) != tt.want || s.StreamDiscard != "new" {
 				t.Fatalf("want %d bytes, discard new; got %d, %q", tt.want, s.StreamMaxBytes, s.StreamDiscard)
 			}
-			if got := bridgeConfig(s); got.StreamMaxBytes != tt.want || got.StreamDiscard != "new" {
-				t.Fatalf("bridge config: want %d, new; got %d, %q", tt.want, got.StreamMaxBytes, got.StreamDiscard)
+			if got, err := bridgeConfig(s); err != nil || got.StreamMaxBytes != tt.want || got.StreamDiscard != "new" {
+				t.Fatalf("bridge config: want %d, new; got %d, %q (%v)", tt.want, got.StreamMaxBytes, got.StreamDiscard, err)
 			}
 		})
 	}

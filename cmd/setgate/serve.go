@@ -98,6 +98,10 @@ func NewApp(ctx context.Context, s config.Settings, specs []config.Issuer, log *
 	if err := checkNATSFiles(s); err != nil {
 		return nil, err
 	}
+	brCfg, err := bridgeConfig(s)
+	if err != nil {
+		return nil, err
+	}
 	app := &App{s: s, log: log, metrics: gateway.NewMetrics()}
 	started := false
 	defer func() {
@@ -118,7 +122,6 @@ func NewApp(ctx context.Context, s config.Settings, specs []config.Issuer, log *
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	scheme := "http"
-	var err error
 	if s.TLSCertFile != "" {
 		if app.push.TLSConfig, err = serverTLS(s); err != nil {
 			return nil, err
@@ -144,7 +147,7 @@ func NewApp(ctx context.Context, s config.Settings, specs []config.Issuer, log *
 		return nil, fmt.Errorf("admin listener on %s: %w", s.AdminAddr, listenCause(err))
 	}
 
-	if app.br, err = bridge.Open(ctx, bridgeConfig(s), log); err != nil {
+	if app.br, err = bridge.Open(ctx, brCfg, log); err != nil {
 		return nil, err
 	}
 
@@ -268,10 +271,15 @@ func connectionsGauge(ln *gateway.Listener) prometheus.Collector {
 	}, func() float64 { return float64(ln.Open()) })
 }
 
-// bridgeConfig maps the NATS settings onto the bridge's configuration.
-func bridgeConfig(s config.Settings) bridge.Config {
+// bridgeConfig maps the NATS settings onto the bridge's configuration,
+// reading the NATS password or token file (config.Settings.NATSLogin).
+func bridgeConfig(s config.Settings) (bridge.Config, error) {
+	login, err := s.NATSLogin()
+	if err != nil {
+		return bridge.Config{}, err
+	}
 	return bridge.Config{
-		URL: s.NATSURL, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
+		URL: s.NATSURL, Login: login, CredsFile: s.NATSCredsFile, NKeyFile: s.NATSNKeyFile,
 		CAFile: s.NATSCAFile, CertFile: s.NATSCertFile, KeyFile: s.NATSKeyFile,
 		EmbeddedAddr: s.EmbeddedNATSAddr, DataDir: s.DataDir,
 		ConsumerPasswordFile: s.EmbeddedNATSPass, EmbeddedSync: s.EmbeddedSync,
@@ -279,7 +287,7 @@ func bridgeConfig(s config.Settings) bridge.Config {
 		StreamReplicas: s.StreamReplicas, StreamMaxAge: s.StreamMaxAge, DuplicateWindow: s.DuplicateWindow,
 		StreamMaxBytes: int64(s.StreamMaxBytes), StreamDiscard: bridge.Discard(s.StreamDiscard),
 		PublishTimeout: s.PublishTimeout, Name: "setgate",
-	}
+	}, nil
 }
 
 // serverTLS builds the push listener's TLS configuration. The files must

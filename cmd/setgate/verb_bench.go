@@ -233,7 +233,11 @@ func benchRemote(ctx context.Context, o bench.Options, vars map[string]string, s
 
 // benchNATS connects to the remote gateway's NATS for the check.
 func benchNATS(s config.Settings, natsURL, passwordFile string) (*nats.Conn, error) {
-	auth, err := bridgeConfig(s).AuthOptions()
+	cfg, err := bridgeConfig(s)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	auth, err := cfg.AuthOptions()
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}

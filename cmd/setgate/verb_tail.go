@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/consumer"
 	"github.com/setgate/setgate/internal/present"
@@ -30,7 +31,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 			"Without --server it connects to SETGATE_NATS_URL, else to the embedded server of\n"+
 			"serve/demo at SETGATE_EMBEDDED_NATS_ADDR as user consumer, with the password from\n"+
 			"--password-file (default: serve's password file, when it exists).",
-		"NATS_URL", "NATS_CREDS_FILE", "NATS_NKEY_FILE", "NATS_CA_FILE", "NATS_CERT_FILE", "NATS_KEY_FILE",
+		"NATS_URL", "NATS_CREDS_FILE", "NATS_NKEY_FILE", "NATS_USER", "NATS_PASSWORD_FILE", "NATS_TOKEN_FILE", "NATS_CA_FILE", "NATS_CERT_FILE", "NATS_KEY_FILE",
 		"EMBEDDED_NATS_ADDR", "EMBEDDED_NATS_CONSUMER_PASSWORD_FILE", "DATA_DIR", "STREAM", "SUBJECT_PREFIX")
 	server := fs.String("server", "", "NATS URL(s), comma-separated (default $SETGATE_NATS_URL, else nats://$SETGATE_EMBEDDED_NATS_ADDR)")
 	passwordFile := fs.String("password-file", "", "log in as user consumer with the password in this file (default $SETGATE_EMBEDDED_NATS_CONSUMER_PASSWORD_FILE, else $SETGATE_DATA_DIR/consumer.password, when it exists and no NATS URL or credentials are set)")
@@ -95,7 +96,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("tail: stream %q not found at %s (is setgate serve running?)", *stream, nc.ConnectedUrlRedacted())
+			return fmt.Errorf("tail: stream %q not found at %s (is setgate serve running?)", *stream, bridge.RedactURL(nc.ConnectedUrl()))
 		}
 		if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && !errors.Is(err, nats.ErrPermissionViolation) {
 			return fmt.Errorf("tail: consumer on %s for %s: %w (%v)", *stream, subject, err, last)
@@ -133,7 +134,7 @@ func tailVerb(ctx context.Context, args []string, vars map[string]string, stdout
 	if *rejected {
 		also = " and " + rejectedWildcard
 	}
-	fmt.Fprintf(stderr, "setgate tail: following %s in stream %s%s at %s\n", subject, *stream, also, nc.ConnectedUrlRedacted())
+	fmt.Fprintf(stderr, "setgate tail: following %s in stream %s%s at %s\n", subject, *stream, also, bridge.RedactURL(nc.ConnectedUrl()))
 	<-ctx.Done()
 	return nil
 }
@@ -209,10 +210,14 @@ func tailNATSOptions(s config.Settings, stderr io.Writer) ([]nats.Option, error)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			fmt.Fprintln(stderr, "setgate tail: reconnected to", nc.ConnectedUrlRedacted())
+			fmt.Fprintln(stderr, "setgate tail: reconnected to", bridge.RedactURL(nc.ConnectedUrl()))
 		}),
 	}
-	auth, err := bridgeConfig(s).AuthOptions()
+	cfg, err := bridgeConfig(s)
+	if err != nil {
+		return nil, fmt.Errorf("tail: %w", err)
+	}
+	auth, err := cfg.AuthOptions()
 	if err != nil {
 		return nil, fmt.Errorf("tail: %w", err)
 	}

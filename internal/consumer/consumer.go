@@ -42,7 +42,7 @@ func DefaultURL(s config.Settings) string {
 // consumer.password if that file exists (serve created it). Otherwise none.
 func Login(s config.Settings, file string) ([]nats.Option, error) {
 	if file == "" {
-		if s.NATSURL != "" || s.NATSCredsFile != "" || s.NATSNKeyFile != "" {
+		if s.NATSURL != "" || natsLoginSet(s) {
 			return nil, nil
 		}
 		file = s.EmbeddedNATSPass
@@ -58,6 +58,12 @@ func Login(s config.Settings, file string) ([]nats.Option, error) {
 		return nil, err
 	}
 	return []nats.Option{nats.UserInfo(bridge.ConsumerUser, pw)}, nil
+}
+
+// natsLoginSet reports whether a SETGATE_NATS_* login is set: a creds or
+// nkey file, a user and password file, or a token file.
+func natsLoginSet(s config.Settings) bool {
+	return s.NATSCredsFile != "" || s.NATSNKeyFile != "" || s.NATSUser != "" || s.NATSPasswordFile != "" || s.NATSTokenFile != ""
 }
 
 // Options configure [Connect].
@@ -76,6 +82,7 @@ type Options struct {
 // ConnectError is a connection that failed, with a hint at what to pass
 // to log in when the server refused the login.
 type ConnectError struct {
+	// URL is the server's URL(s) without a user part (bridge.RedactURL).
 	URL  string
 	Err  error
 	Hint string
@@ -87,12 +94,18 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// Connect connects to the server as a consumer. A failed connection is a
-// *ConnectError; an unreadable password file is returned as it is.
+// Connect connects to the server as a consumer. A URL with a user part
+// (user:password@ or token@) is refused: secrets come from files. A failed
+// connection is a *ConnectError; an unreadable password file is returned
+// as it is.
 func Connect(o Options) (*nats.Conn, error) {
 	url := o.URL
 	if url == "" {
 		url = DefaultURL(o.Settings)
+	}
+	if bridge.URLHasUserinfo(url) {
+		return nil, fmt.Errorf("NATS URL %s has a user part (user:password@ or token@), which is refused: remove it and pass --password-file, "+
+			"or set SETGATE_NATS_USER with SETGATE_NATS_PASSWORD_FILE, or SETGATE_NATS_TOKEN_FILE", bridge.RedactURL(url))
 	}
 	login, err := Login(o.Settings, o.PasswordFile)
 	if err != nil {
@@ -100,15 +113,18 @@ func Connect(o Options) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, append(o.Options, login...)...)
 	if err != nil {
-		return nil, &ConnectError{URL: url, Err: err, Hint: loginHint(err, login)}
+		return nil, &ConnectError{URL: bridge.RedactURL(url), Err: bridge.RedactURLError(err), Hint: loginHint(err, o.Settings, login)}
 	}
 	return nc, nil
 }
 
 // loginHint explains an authorization error: what to pass to log in.
-func loginHint(err error, login []nats.Option) string {
+func loginHint(err error, s config.Settings, login []nats.Option) string {
 	if !errors.Is(err, nats.ErrAuthorization) {
 		return ""
+	}
+	if login == nil && natsLoginSet(s) {
+		return " (the server refused the SETGATE_NATS_* login)"
 	}
 	if login == nil {
 		return " (the embedded server wants user " + bridge.ConsumerUser + ": run where SETGATE_DATA_DIR is, or pass --password-file)"

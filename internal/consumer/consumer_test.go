@@ -88,3 +88,59 @@ func TestConnectLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectURLUserinfo: a URL with a user part (--server, bench --nats)
+// is refused before anything is dialled, with an error that shows the URL
+// without it and says what to use instead; no error shows the secret.
+func TestConnectURLUserinfo(t *testing.T) {
+	const secret = "s3cr3t-nats-password"
+	s, err := config.Load(map[string]string{"SETGATE_DATA_DIR": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ url, shown string }{
+		{"nats://svc:" + secret + "@127.0.0.1:1", "nats://127.0.0.1:1"},
+		{"nats://" + secret + "@127.0.0.1:1", "nats://127.0.0.1:1"},
+		{"nats://127.0.0.1:2,nats://svc:" + secret + "/x@127.0.0.1:1", "nats://127.0.0.1:2,nats://127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.shown, func(t *testing.T) {
+			_, err := Connect(Options{Settings: s, URL: tt.url})
+			want := "NATS URL " + tt.shown + " has a user part (user:password@ or token@), which is refused: remove it and pass --password-file"
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("want an error starting with %q, got %v", want, err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error holds the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestConnectNATSLoginHint: with a SETGATE_NATS_* login set, a refusal
+// names that login rather than the embedded server's consumer user.
+func TestConnectNATSLoginHint(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: "right-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	s, err := config.Load(map[string]string{"SETGATE_NATS_URL": srv.ClientURL(), "SETGATE_NATS_TOKEN_FILE": "/unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Connect(Options{Settings: s, Options: []nats.Option{nats.Token("wrong-token")}})
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Hint != " (the server refused the SETGATE_NATS_* login)" || ce.URL != srv.ClientURL() {
+		t.Fatalf("want a refusal naming the SETGATE_NATS_* login, got %v", err)
+	}
+	nc, err := Connect(Options{Settings: s, Options: []nats.Option{nats.Token("right-token")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+}

@@ -124,6 +124,16 @@ Empty in embedded mode.
 {{- else if $n.nkey.value }}
 {{- $files = append $files (dict "env" "SETGATE_NATS_NKEY_FILE" "secret" $own "key" "nkey.seed" "path" "nkey.seed" "value" $n.nkey.value) }}
 {{- end }}
+{{- if $n.password.existingSecret }}
+{{- $files = append $files (dict "env" "SETGATE_NATS_PASSWORD_FILE" "secret" $n.password.existingSecret "key" $n.password.key "path" "nats.password") }}
+{{- else if $n.password.value }}
+{{- $files = append $files (dict "env" "SETGATE_NATS_PASSWORD_FILE" "secret" $own "key" "nats.password" "path" "nats.password" "value" $n.password.value) }}
+{{- end }}
+{{- if $n.token.existingSecret }}
+{{- $files = append $files (dict "env" "SETGATE_NATS_TOKEN_FILE" "secret" $n.token.existingSecret "key" $n.token.key "path" "nats.token") }}
+{{- else if $n.token.value }}
+{{- $files = append $files (dict "env" "SETGATE_NATS_TOKEN_FILE" "secret" $own "key" "nats.token" "path" "nats.token" "value" $n.token.value) }}
+{{- end }}
 {{- range $f := list (dict "env" "SETGATE_NATS_CA_FILE" "keyKey" "caKey" "value" "ca" "path" "ca.crt") (dict "env" "SETGATE_NATS_CERT_FILE" "keyKey" "certKey" "value" "cert" "path" "tls.crt") (dict "env" "SETGATE_NATS_KEY_FILE" "keyKey" "keyKey" "value" "key" "path" "tls.key") }}
 {{- $key := get $n.tls $f.keyKey }}
 {{- if $n.tls.existingSecret }}
@@ -183,6 +193,27 @@ Checks that fail the render with a clear message.
 {{- if not .Values.nats.embedded.consumerPassword.existingSecret }}
 {{- fail "nats.embedded.expose needs nats.embedded.consumerPassword.existingSecret: the Secret your consumers mount to log in as user consumer" }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- if not (include "setgate.embedded" .) }}
+{{- $n := .Values.nats }}
+{{- if contains "@" $n.url }}
+{{- fail "nats.url has a user part (user:password@ or token@), which setgate refuses: the secret would sit in a ConfigMap and show wherever the URL is shown. Remove it and set nats.user with nats.password (existingSecret or value), or nats.token" }}
+{{- end }}
+{{- $password := or $n.password.existingSecret $n.password.value }}
+{{- if and $n.user (not $password) }}
+{{- fail "nats.user needs nats.password (existingSecret or value)" }}
+{{- end }}
+{{- if and $password (not $n.user) }}
+{{- fail "nats.password needs nats.user" }}
+{{- end }}
+{{- $kinds := list }}
+{{- if or $n.creds.existingSecret $n.creds.value }}{{ $kinds = append $kinds "nats.creds" }}{{ end }}
+{{- if or $n.nkey.existingSecret $n.nkey.value }}{{ $kinds = append $kinds "nats.nkey" }}{{ end }}
+{{- if $n.user }}{{ $kinds = append $kinds "nats.user with nats.password" }}{{ end }}
+{{- if or $n.token.existingSecret $n.token.value }}{{ $kinds = append $kinds "nats.token" }}{{ end }}
+{{- if gt (len $kinds) 1 }}
+{{- fail (printf "%s: set one NATS login, not two kinds at once" (join " and " $kinds)) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
