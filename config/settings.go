@@ -246,3 +246,19 @@ func PrintSettings(w io.Writer) {
 	}
 	_ = tw.Flush()
 }
+
+// CheckMaxBody reports an error when a SET of SETGATE_MAX_BODY_BYTES could
+// make a NATS message larger than maxPayload, the max payload of the NATS
+// server setgate is connected to (known only after connecting): such a SET
+// would pass the body limit and then never be stored. The bound is
+// [bridge.MessageSizeBound] (README "Subjects and messages"); the error
+// names the variable, both sizes and the largest value that fits.
+func (s Settings) CheckMaxBody(maxPayload int64) error {
+	need := bridge.MessageSizeBound(s.MaxBodyBytes, s.Stream)
+	if maxPayload <= 0 || need <= maxPayload { // 0: not known (not connected)
+		return nil
+	}
+	return fmt.Errorf("environment: SETGATE_MAX_BODY_BYTES=%d: a SET that large can make a NATS message of %d bytes, "+
+		"more than the NATS server's max_payload of %d bytes; set SETGATE_MAX_BODY_BYTES to at most %d or raise the server's max_payload",
+		s.MaxBodyBytes, need, maxPayload, bridge.MaxSETBytes(maxPayload, s.Stream))
+}
