@@ -275,6 +275,9 @@ func TestMessageSizeBound(t *testing.T) {
 				if m.size() > bound {
 					t.Errorf("issuer %q: a SET of %d bytes made a message of %d bytes, over the bound %d", name, len(tok), m.size(), bound)
 				}
+				if len(name) == maxIssuerName {
+					t.Logf("SET %d B → message %d B (%.2f×), bound %d B", len(tok), m.size(), float64(m.size())/float64(len(tok)), bound)
+				}
 			}
 		})
 	}

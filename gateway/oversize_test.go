@@ -94,6 +94,7 @@ func TestPushTooLargeForNATS(t *testing.T) {
 		!strings.HasPrefix(eb.Description, "The SET is too large to store (") || !strings.Contains(eb.Description, "the NATS server takes at most 8192") {
 		t.Fatalf("want 413 invalid_request naming the max payload, got %d %s", resp.StatusCode, body)
 	}
+	t.Logf("SET of %d bytes: %d %s", len(big), resp.StatusCode, eb.Description)
 	if resp.Header.Get("Retry-After") != "" {
 		t.Errorf("want no Retry-After on a refusal, got %q", resp.Header.Get("Retry-After"))
 	}

@@ -68,6 +68,7 @@ func TestOversizedSETsReported(t *testing.T) {
 		t.Fatalf("want at least 2 requests, got %d", len(reqs))
 	}
 	next := reqs[1]
+	t.Logf("request after the batch: %d acks, setErrs %v; waits %v", len(next.Ack), next.SetErrs, sleeps.all())
 	if len(next.Ack) != len(good) {
 		t.Errorf("the request after the batch: want the %d good SETs acknowledged, got %q", len(good), next.Ack)
 	}
