@@ -44,7 +44,7 @@ type Settings struct {
 	DuplicateWindow   time.Duration `env:"DUPLICATE_WINDOW" envDefault:"90s" help:"JetStream de-duplication window: a SET retried within it is stored once"`
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
 	PublicURL         string        `env:"PUBLIC_URL" help:"externally reachable base URL of the push receiver"`
-	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413, larger polled SETs invalid_request; must fit the NATS max_payload as a message (at most 419236 for 1 MiB)"`
 	MaxConcurrent     int           `env:"MAX_CONCURRENT" envDefault:"256" help:"pushes per issuer being verified and published at once (body read) before 429"`
 	MaxConnections    int           `env:"MAX_CONNECTIONS" envDefault:"4096" help:"open connections on the push listener; more wait in the kernel's accept queue"`
 	TLSCertFile       string        `env:"TLS_CERT_FILE" help:"TLS certificate for the push listener"`
