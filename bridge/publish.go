@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -33,6 +34,16 @@ var ErrUnavailable error = &sentinel{msg: "bridge: NATS unavailable", is: intake
 // stored": callers answer 503 with Retry-After (push) or leave the SET
 // unacknowledged (poll).
 var ErrStreamFull error = &sentinel{msg: "bridge: stream full", is: intake.ErrStreamFull}
+
+// ErrTooLarge is wrapped by the error of a [Bridge.PublishSET] that
+// refused a SET because one of its messages is larger than NATS takes:
+// the server's max payload ([nats.Conn.MaxPayload], checked before
+// publishing) or the stream's max message size (JetStream error 10054).
+// Such a SET can never be stored, so the error is a *verify.Error with
+// code invalid_request (RFC 8935 §2.3, RFC 8936 §2.4), never
+// [ErrUnavailable]: the transmitter is told, not asked to retry forever.
+// It is an [intake.ErrTooLarge].
+var ErrTooLarge error = &sentinel{msg: "bridge: message larger than NATS takes", is: intake.ErrTooLarge}
 
 // sentinel is a bridge error that also matches the intake error it is an
 // instance of.
@@ -140,8 +151,12 @@ func MsgID(iss, jti, eventType string) string {
 // issuerName (with its subject overrides), received by d at receivedAt, and
 // returns only after JetStream acknowledged every one, waiting at most the
 // configured publish timeout (and until ctx is done). An error that wraps
-// [ErrUnavailable] means the SET must not be acknowledged; any other error
-// means set itself cannot be published.
+// [ErrUnavailable] means the SET must not be acknowledged; a *verify.Error
+// (wrapping [ErrTooLarge]) means set can never be stored and is to be
+// rejected; any other error means set itself cannot be published.
+//
+// Every message is measured against the server's max payload before any
+// is sent, so a SET with one oversized event stores none of its events.
 func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides map[string]string, set *verify.SET, d Delivery, receivedAt time.Time) (Result, error) {
 	if set == nil || len(set.Events) == 0 {
 		return Result{}, errors.New("bridge: SET has no events")
@@ -151,12 +166,16 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	}
 	msgs := make([]*nats.Msg, len(set.Events))
 	res := Result{Subjects: make([]string, len(set.Events)), Sequences: make([]uint64, len(set.Events)), SET: set}
+	maxPayload := b.nc.MaxPayload()
 	for i, ev := range set.Events {
 		// Not from the pool: an asynchronous publish keeps its message
 		// for retries beyond the call that sent it.
 		m, err := b.message(issuerName, overrides, set, ev, d, receivedAt)
 		if err != nil {
 			return Result{}, err
+		}
+		if size := m.size(); maxPayload > 0 && size > maxPayload {
+			return Result{}, tooLarge(set, size, maxPayload, nil)
 		}
 		msgs[i] = &m.Msg
 		res.Subjects[i] = m.Subject
@@ -169,7 +188,7 @@ func (b *Bridge) PublishSET(ctx context.Context, issuerName string, overrides ma
 	defer cancel()
 
 	started := time.Now()
-	acks, err := b.publishAsync(ctx, msgs)
+	acks, err := b.publishAsync(ctx, set, msgs)
 	if err != nil {
 		return Result{}, err
 	}
@@ -210,6 +229,9 @@ func (b *Bridge) publishOne(ctx context.Context, issuerName string, overrides ma
 	if err := b.build(m, issuerName, overrides, set, set.Events[0], d, receivedAt); err != nil {
 		return Result{}, err
 	}
+	if size, maxPayload := m.size(), b.nc.MaxPayload(); maxPayload > 0 && size > maxPayload {
+		return Result{}, tooLarge(set, size, maxPayload, nil)
+	}
 	one := &oneResult{subjects: [1]string{m.Subject}}
 	res := Result{Subjects: one.subjects[:], Sequences: one.sequences[:], SET: set}
 
@@ -222,7 +244,7 @@ func (b *Bridge) publishOne(ctx context.Context, issuerName string, overrides ma
 	started := time.Now()
 	ack, err := b.request(ctx, &m.Msg)
 	if err != nil {
-		return Result{}, unavailable(m.Subject, err)
+		return Result{}, b.publishErr(set, &m.Msg, err)
 	}
 	res.PublishTime = time.Since(started)
 	res.Sequences[0], res.Duplicate = ack.Sequence, ack.Duplicate
@@ -311,7 +333,7 @@ func parsePubAck(prefix, data []byte) (pubAck, error) {
 
 // publishAsync sends msgs to JetStream at once and waits for every
 // acknowledgement.
-func (b *Bridge) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
+func (b *Bridge) publishAsync(ctx context.Context, set *verify.SET, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
 	// Each message carries the expected stream header itself (see
 	// build), so no publish options are needed.
 	acks := make([]*jetstream.PubAck, len(msgs))
@@ -319,7 +341,7 @@ func (b *Bridge) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*jetstre
 	for i, m := range msgs {
 		f, err := b.js.PublishMsgAsync(m)
 		if err != nil {
-			return nil, unavailable(m.Subject, err)
+			return nil, b.publishErr(set, m, err)
 		}
 		futures[i] = f
 	}
@@ -328,12 +350,69 @@ func (b *Bridge) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*jetstre
 		case ack := <-f.Ok():
 			acks[i] = ack
 		case err := <-f.Err():
-			return nil, unavailable(msgs[i].Subject, err)
+			return nil, b.publishErr(set, msgs[i], err)
 		case <-ctx.Done():
 			return nil, unavailable(msgs[i].Subject, ctx.Err())
 		}
 	}
 	return acks, nil
+}
+
+// publishErr sorts the failed publish of m, a message of set. A message
+// NATS can never take, over the server's max payload (nats.go refuses it
+// before sending; a backstop for a server that lowered it since the check
+// in PublishSET) or over the stream's max message size (JetStream error
+// 10054), refuses set as too large; anything else is an outage.
+func (b *Bridge) publishErr(set *verify.SET, m *nats.Msg, err error) error {
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return tooLarge(set, msgSize(m), b.nc.MaxPayload(), err)
+	case isAPIError(err, jetstream.JSErrCodeStreamMessageExceedsMaximum):
+		return tooLarge(set, msgSize(m), 0, err)
+	}
+	return unavailable(m.Subject, err)
+}
+
+// tooLarge is the rejection of set, one of whose messages is size bytes:
+// more than the server's max payload maxPayload, or, with maxPayload 0,
+// than the stream's max message size. cause, if any, is the publish error
+// (for the log).
+func tooLarge(set *verify.SET, size, maxPayload int64, cause error) error {
+	desc := fmt.Sprintf("The SET is too large to store (%d bytes; the NATS server takes at most %d).", size, maxPayload)
+	if maxPayload <= 0 {
+		desc = fmt.Sprintf("The SET is too large to store (%d bytes; over the stream's maximum message size).", size)
+	}
+	err := ErrTooLarge
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrTooLarge, cause)
+	}
+	return &verify.Error{Code: verify.CodeInvalidRequest, Description: desc, JTI: set.JTI, Err: err}
+}
+
+// isAPIError reports whether err is the JetStream API error code.
+func isAPIError(err error, code jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
+}
+
+// hdrFrame is what nats.go adds around a message's header lines:
+// "NATS/1.0\r\n" before them and "\r\n" after.
+const hdrFrame = len("NATS/1.0\r\n") + len("\r\n")
+
+// msgSize is what NATS counts against its max payload for m: the body
+// plus the headers as nats.go encodes them (one "Name: value\r\n" line
+// per value, the value trimmed).
+func msgSize(m *nats.Msg) int64 {
+	n := len(m.Data)
+	if len(m.Header) > 0 {
+		n += hdrFrame
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				n += len(k) + len(": \r\n") + len(textproto.TrimString(v))
+			}
+		}
+	}
+	return int64(n)
 }
 
 // unavailable wraps a publish failure in ErrUnavailable, and in
@@ -385,6 +464,16 @@ const maxPooledBody = 16 << 10
 type outMsg struct {
 	nats.Msg
 	vals [len(msgHeaderNames)]string
+}
+
+// size is [msgSize] of m, read from its header values without walking
+// the header map: it runs for every message before it is published.
+func (m *outMsg) size() int64 {
+	n := len(m.Data) + hdrFrame
+	for i, name := range msgHeaderNames {
+		n += len(name) + len(": \r\n") + len(textproto.TrimString(m.vals[i]))
+	}
+	return int64(n)
 }
 
 // getMsg returns an outMsg to build into, reused when one was released.
@@ -513,4 +602,77 @@ func (b *Bridge) PublishRejection(issuerName string, code, description, jti stri
 	if err != nil {
 		b.log.Debug("publish rejection", "issuer", issuerName, "code", code, "err", err)
 	}
+}
+
+// maxIssuerName is the longest issuer name the issuers file allows
+// (README "The issuers file": [a-z0-9-], at most 63 characters).
+const maxIssuerName = 63
+
+// MessageSizeBound returns the size NATS counts (body and headers) that
+// no message of a SET of setBytes bytes exceeds on stream, unless the
+// SET's claims need much JSON escaping (README "Subjects and messages",
+// "Message size"):
+//
+//	bound(B) = F + B + 2·⌈3B/4⌉
+//
+// B is the compact SET, copied into "set" as it is (base64url and dots
+// are never escaped). ⌈3B/4⌉ bounds its claims, decoded from base64url (3
+// bytes per 4 characters); each claim a message holds (iss, jti, iat,
+// aud, toe, txn, sub_id, sub, the event's type and payload, with their
+// JSON names) appears once in the envelope, and iss, jti and the event
+// type once more in the headers: at most twice the decoded claims. F is
+// the rest, measured by building the message of a SET with empty claims
+// under the longest issuer name: field names, "received_at" at its
+// longest, "delivery", the event "{}", Nats-Msg-Id, the header names and
+// the stream name.
+//
+// Not covered: strings holding many <, > or & (escaped as \u003c, six
+// bytes for one) or U+2028/U+2029, and lenient payload warnings. A SET
+// whose message exceeds the server's max payload anyway is refused when it
+// is published ([ErrTooLarge]), never retried.
+func MessageSizeBound(setBytes int64, stream string) int64 {
+	if setBytes < 0 {
+		setBytes = 0
+	}
+	if setBytes > 1<<50 {
+		return math.MaxInt64
+	}
+	decoded := (3*setBytes + 3) / 4
+	return fixedMessageSize(stream) + setBytes + 2*decoded
+}
+
+// MaxSETBytes returns the largest SET size whose [MessageSizeBound] on
+// stream is at most maxPayload, the NATS server's max payload; 0 when
+// none is.
+func MaxSETBytes(maxPayload int64, stream string) int64 {
+	lo, hi := int64(0), max(maxPayload, 0) // bound(B) > B, so B < maxPayload
+	if MessageSizeBound(0, stream) > maxPayload {
+		return 0
+	}
+	for lo < hi { // largest B in [lo, hi] with bound(B) ≤ maxPayload
+		mid := lo + (hi-lo+1)/2
+		if MessageSizeBound(mid, stream) <= maxPayload {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// fixedMessageSize is F of [MessageSizeBound]: the size of the message of
+// a SET whose claims are all empty, from the longest issuer name, at the
+// longest received_at, on stream.
+func fixedMessageSize(stream string) int64 {
+	env := Envelope{
+		Issuer:     strings.Repeat("a", maxIssuerName),
+		Aud:        []string{},
+		Event:      json.RawMessage("{}"),
+		Delivery:   DeliveryPush,
+		ReceivedAt: time.Date(2000, 12, 31, 23, 59, 59, 999999999, time.UTC),
+	}
+	body, _ := appendEnvelope(nil, &env) // no error: every member is valid
+	m := outMsg{Msg: nats.Msg{Data: body}}
+	m.vals = [...]string{"application/json", MsgID("", "", ""), env.Issuer, "", "", "", string(DeliveryPush), stream}
+	return m.size()
 }

@@ -47,7 +47,7 @@ type Settings struct {
 	DuplicateWindow   time.Duration `env:"DUPLICATE_WINDOW" envDefault:"90s" help:"JetStream de-duplication window: a SET retried within it is stored once"`
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s" help:"how long to wait for JetStream acks before answering 503"`
 	PublicURL         string        `env:"PUBLIC_URL" help:"externally reachable base URL of the push receiver"`
-	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"65536" help:"larger push bodies get 413, larger polled SETs invalid_request; must fit the NATS max_payload as a message (at most 419236 for 1 MiB)"`
 	MaxConcurrent     int           `env:"MAX_CONCURRENT" envDefault:"256" help:"pushes per issuer being verified and published at once (body read) before 429"`
 	MaxConnections    int           `env:"MAX_CONNECTIONS" envDefault:"4096" help:"open connections on the push listener; more wait in the kernel's accept queue"`
 	TLSCertFile       string        `env:"TLS_CERT_FILE" help:"TLS certificate for the push listener"`
@@ -323,4 +323,20 @@ func PrintSettings(w io.Writer) {
 		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", EnvPrefix, f.Tag.Get("env"), def, f.Tag.Get("help"))
 	}
 	_ = tw.Flush()
+}
+
+// CheckMaxBody reports an error when a SET of SETGATE_MAX_BODY_BYTES could
+// make a NATS message larger than maxPayload, the max payload of the NATS
+// server setgate is connected to (known only after connecting): such a SET
+// would pass the body limit and then never be stored. The bound is
+// [bridge.MessageSizeBound] (README "Subjects and messages"); the error
+// names the variable, both sizes and the largest value that fits.
+func (s Settings) CheckMaxBody(maxPayload int64) error {
+	need := bridge.MessageSizeBound(s.MaxBodyBytes, s.Stream)
+	if maxPayload <= 0 || need <= maxPayload { // 0: not known (not connected)
+		return nil
+	}
+	return fmt.Errorf("environment: SETGATE_MAX_BODY_BYTES=%d: a SET that large can make a NATS message of %d bytes, "+
+		"more than the NATS server's max_payload of %d bytes; set SETGATE_MAX_BODY_BYTES to at most %d or raise the server's max_payload",
+		s.MaxBodyBytes, need, maxPayload, bridge.MaxSETBytes(maxPayload, s.Stream))
 }

@@ -206,7 +206,13 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	case intake.Rejected:
 		ve := intake.AsRejection(err)
-		writeError(w, statusFor(ve.Code), ve.Code, ve.Description)
+		status := statusFor(ve.Code)
+		if errors.Is(err, intake.ErrTooLarge) {
+			// Too large to store: 413, as a body over the limit
+			// (README "Push receiver").
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, ve.Code, ve.Description)
 	case intake.Unavailable:
 		msg := "push not persisted"
 		if errors.Is(err, intake.ErrStreamFull) {

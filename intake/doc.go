@@ -10,13 +10,15 @@
 //	  → Pipeline.Accept
 //	      → Source.Verifier.Verify          (package verify)
 //	      → Publisher.PublishSET            (bridge: JetStream, every ack)
-//	      → rejected: logged once, Publisher.PublishRejection
+//	      → rejected (by verify, or by the publisher: too large to
+//	        store): logged once, Publisher.PublishRejection
 //	      → Observers, in order, then Source.Observer
 //	  ← Result and error, sorted by [Classify]
 //
 // A source that refuses a SET before verification (a poll map key that is
-// not the SET's jti) calls [Pipeline.Reject]: the rejection is logged,
-// announced and observed exactly like a SET that failed verification.
+// not the SET's jti, a polled SET over the body limit) calls
+// [Pipeline.Reject]: the rejection is logged, announced and observed
+// exactly like a SET that failed verification.
 // Accept and Reject are one interface, [Intake], so nothing between a
 // source and the pipeline can forget to pass rejections on.
 //

@@ -33,8 +33,15 @@ type rig struct {
 
 func newRig(tb testing.TB) *rig {
 	tb.Helper()
+	return newRigMaxPayload(tb, 0)
+}
+
+// newRigMaxPayload is newRig with the NATS server's max_payload set to
+// maxPayload (0: the server's default, 1 MiB).
+func newRigMaxPayload(tb testing.TB, maxPayload int32) *rig {
+	tb.Helper()
 	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true,
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true, MaxPayload: maxPayload,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -23,6 +23,14 @@ const (
 // unacknowledged, so the transmitter retries (RFC 8935 §2.3, RFC 8936 §2.4).
 var ErrUnavailable = errors.New("intake: SET not stored")
 
+// ErrTooLarge is wrapped by the rejection of a SET that is too large to
+// be stored: one of its messages would exceed the NATS server's max
+// payload, or (poll) it is longer than the receiver's body limit. It can
+// never succeed, so it is a SET error (invalid_request, RFC 8935 §2.3 and
+// RFC 8936 §2.4), not an outage; push answers it with 413 like a body over
+// SETGATE_MAX_BODY_BYTES (README "Push receiver").
+var ErrTooLarge = errors.New("intake: SET too large to store")
+
 // ErrStreamFull is wrapped, together with [ErrUnavailable], when the stream
 // refused the SET for lack of room (README "Capacity").
 var ErrStreamFull = errors.New("intake: stream full")
@@ -72,7 +80,10 @@ type Intake interface {
 // implements it with JetStream and core NATS.
 type Publisher interface {
 	// PublishSET stores every event of set and returns once all are
-	// acknowledged. An error wrapping ErrUnavailable means not stored.
+	// acknowledged. An error wrapping ErrUnavailable means not stored;
+	// one wrapping a *verify.Error means set can never be stored (too
+	// large for NATS: ErrTooLarge) and is rejected like a SET that
+	// failed verification.
 	PublishSET(ctx context.Context, issuerName string, overrides map[string]string, set *verify.SET, d Delivery, receivedAt time.Time) (Result, error)
 	// PublishRejection announces a rejected SET, best effort, never
 	// blocking.

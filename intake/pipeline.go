@@ -86,7 +86,8 @@ func New(cfg Config) *Pipeline {
 // tells the observers.
 //
 // A rejected SET returns its *verify.Error (logged once at info and
-// announced by the publisher); a SET that could not be stored returns an
+// announced by the publisher), whether verification refused it or the
+// publisher did (a SET too large to store, wrapping [ErrTooLarge]); a SET that could not be stored returns an
 // error wrapping [ErrUnavailable]. A duplicate (same iss, jti) is not an
 // error: Result.Duplicate is set. [Classify] sorts the answer.
 func (p *Pipeline) Accept(ctx context.Context, src *Source, raw []byte, d Delivery) (Result, error) {
@@ -102,6 +103,12 @@ func (p *Pipeline) Accept(ctx context.Context, src *Source, raw []byte, d Delive
 	} else {
 		ev.SET = set
 		res, err = p.pub.PublishSET(ctx, src.Name, src.Overrides, set, d, at)
+		// A verified SET the publisher refuses for good (too large for
+		// the NATS server) takes the rejection path: logged, announced,
+		// observed as Rejected; its transmitter must not retry it.
+		if ev.Rejection = AsRejection(err); ev.Rejection != nil {
+			p.reject(ctx, src, ev.Rejection, d, at)
+		}
 		// Checked first: the line's arguments cost allocations per SET
 		// even when debug is off.
 		if err == nil && p.log.Enabled(ctx, slog.LevelDebug) {

@@ -173,6 +173,7 @@ func (l *Set) buildPoll(ctx context.Context, li *Issuer, streamReady <-chan ssf.
 			Source:          li.source,
 			Endpoint:        endpoint,
 			MaxEvents:       spec.Poll.MaxEvents,
+			MaxSETBytes:     l.s.MaxBodyBytes, // as for a push
 			LongPollTimeout: spec.Poll.LongPollTimeout,
 			TimeoutMargin:   pollTimeoutMargin(spec.Poll.LongPollTimeout),
 			Auth:            a,

@@ -22,6 +22,7 @@ const (
 	DefaultMinBackoff       = 500 * time.Millisecond
 	DefaultMaxBackoff       = time.Minute
 	DefaultMaxResponseBytes = 10 << 20
+	DefaultMaxSETBytes      = 64 << 10
 	DefaultConcurrency      = 32
 	DefaultShutdownTimeout  = 5 * time.Second
 )
@@ -61,6 +62,11 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MaxResponseBytes caps a poll response body (default 10 MiB).
 	MaxResponseBytes int64
+	// MaxSETBytes caps one SET of a poll response, as SETGATE_MAX_BODY_BYTES
+	// caps a pushed one (default 64 KiB): a longer SET is reported in
+	// setErrs with invalid_request before verification, so a SET too big
+	// to push is too big to poll, and neither reaches NATS.
+	MaxSETBytes int64
 	// Concurrency is how many SETs of one batch are verified and published
 	// at once (default 32).
 	Concurrency int
@@ -98,7 +104,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("poller: issuer %q: endpoint %q %w", c.Source.Name, c.Endpoint, err)
 	}
 	if c.MaxEvents < 0 || c.LongPollTimeout < 0 || c.TimeoutMargin < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0 ||
-		c.MaxResponseBytes < 0 || c.Concurrency < 0 || c.ShutdownTimeout < 0 {
+		c.MaxResponseBytes < 0 || c.MaxSETBytes < 0 || c.Concurrency < 0 || c.ShutdownTimeout < 0 {
 		return c, fmt.Errorf("poller: issuer %q: negative setting", c.Source.Name)
 	}
 	if c.MaxEvents == 0 {
@@ -121,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxResponseBytes == 0 {
 		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.MaxSETBytes == 0 {
+		c.MaxSETBytes = DefaultMaxSETBytes
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency

@@ -529,9 +529,17 @@ func (l *Loop) reject(key string, e SetErr) {
 	l.setErrs[key] = e
 }
 
-// accept checks that the map key is the SET's jti, then hands the SET to
-// the intake.
+// accept checks the SET's length and that the map key is its jti, then
+// hands the SET to the intake.
 func (l *Loop) accept(ctx context.Context, key, token string) outcome {
+	if n := int64(len(token)); n > l.cfg.MaxSETBytes {
+		// What a push of it would get (413, invalid_request): it can never
+		// be stored, so it is reported, not left to come back forever.
+		e := &verify.Error{Code: verify.CodeInvalidRequest, JTI: key, Err: intake.ErrTooLarge,
+			Description: fmt.Sprintf("The SET is larger than this receiver accepts (%d bytes; at most %d).", n, l.cfg.MaxSETBytes)}
+		l.announce(ctx, e)
+		return outcome{setErr: &SetErr{Err: string(e.Code), Description: e.Description}}
+	}
 	if jti, ok := jtiOf(token); ok && jti != key {
 		e := &verify.Error{Code: verify.CodeInvalidRequest, Description: "The map key of this SET does not match its jti claim.", JTI: jti}
 		l.announce(ctx, e)

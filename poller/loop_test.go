@@ -360,6 +360,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"no endpoint", poller.Config{Source: src}},
 		{"plain http", poller.Config{Source: src, Endpoint: "http://x.example/poll"}},
 		{"negative", poller.Config{Source: src, Endpoint: "https://x.example/poll", MaxEvents: -1}},
+		{"negative max SET size", poller.Config{Source: src, Endpoint: "https://x.example/poll", MaxSETBytes: -1}},
 		{"backoff", poller.Config{Source: src, Endpoint: "https://x.example/poll", MinBackoff: time.Second, MaxBackoff: time.Millisecond}},
 	}
 	for _, tt := range tests {

@@ -488,7 +488,7 @@ func TestPollRejectsBadSETs(t *testing.T) {
 		t.Fatal(err)
 	}
 	rogue := newTransmitter(t, "ES256")
-	g := r.gateway(t, ns, nil)
+	g := r.gateway(t, ns, map[string]string{"SETGATE_MAX_BODY_BYTES": "32768"})
 
 	sign := func(t *testing.T, tr *transmitter.Transmitter, claims map[string]any) string {
 		t.Helper()
@@ -538,6 +538,15 @@ func TestPollRejectsBadSETs(t *testing.T) {
 			key := "not-" + jti
 			r.ps.EnqueueAs(key, jti, sign(t, r.tr, c))
 			return key, jti
+		}, "invalid_request", true},
+		// Longer than SETGATE_MAX_BODY_BYTES (32768 here, under the
+		// poller's own default): what a push would get 413 for is
+		// refused before verification.
+		{"over SETGATE_MAX_BODY_BYTES", func(t *testing.T) (string, string) {
+			c := r.tr.Claims("urn:example:event:big", map[string]any{"blob": strings.Repeat("b", 32<<10)}, "alice@initech.example")
+			jti := c["jti"].(string)
+			r.ps.Enqueue(jti, sign(t, r.tr, c))
+			return jti, jti
 		}, "invalid_request", true},
 	}
 

@@ -150,6 +150,10 @@ func NewApp(ctx context.Context, s config.Settings, specs []config.Issuer, log *
 	if app.br, err = bridge.Open(ctx, brCfg, log); err != nil {
 		return nil, err
 	}
+	// A SET that passes the body limit must fit the server's max payload.
+	if err = s.CheckMaxBody(app.br.Conn().MaxPayload()); err != nil {
+		return nil, err
+	}
 
 	// One intake pipeline for push and poll, built once: verify, publish
 	// with the bridge (rejections logged and announced), then the metrics
