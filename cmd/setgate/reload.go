@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"strings"
 	"syscall"
 	"time"
 
@@ -156,14 +157,40 @@ func (app *App) configLoop(ctx context.Context, w *fsnotify.Watcher, hup <-chan 
 			return
 		case <-hup:
 			q.request("SIGHUP", true)
-		case <-events:
-			debounce.Reset(reloadDebounce)
+		case ev := <-events:
+			app.cfgMu.Lock()
+			watched := app.file.watched
+			app.cfgMu.Unlock()
+			if affectsWatched(watched, ev.Name) {
+				debounce.Reset(reloadDebounce)
+			}
 		case err := <-errs:
 			app.log.Warn("file watch error", "err", err)
 		case <-debounce.C:
 			q.request("file changed", false)
 		}
 	}
+}
+
+// affectsWatched reports whether a change to the directory entry name can
+// change one of the watched files: the file itself, or an entry of
+// Kubernetes' atomic updates (..data and the timestamped directories it
+// points to), through which a mounted file changes without an event on
+// its own name. Other files in the same directories — a log file beside
+// the issuers file, say — are not watched: their changes would hold a
+// reload back for as long as they kept coming, and a refused file whose
+// error is logged there would be reloaded again and again.
+func affectsWatched(watched []string, name string) bool {
+	dir, base := filepath.Dir(name), filepath.Base(name)
+	for _, f := range watched {
+		if filepath.Dir(f) != dir {
+			continue
+		}
+		if base == filepath.Base(f) || strings.HasPrefix(base, "..") {
+			return true
+		}
+	}
+	return false
 }
 
 // errSuperseded is why a running reload is cancelled: a newer one was

@@ -517,3 +517,33 @@ func (r *reloadRig) push1(name string, tx *transmitter.Transmitter, want int) er
 	}
 	return nil
 }
+
+// TestAffectsWatched: only events on a watched file's own name, or on
+// Kubernetes' atomic-update entries beside it, start a reload; another
+// file in the same directory (a log written beside the issuers file) does
+// not.
+func TestAffectsWatched(t *testing.T) {
+	watched := []string{"issuers.yaml", "/run/secrets/acme/token", "../conf/issuers.yaml"}
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"issuers.yaml", true},
+		{"serve.log", false},
+		{"issuers.yaml.swp", false},
+		{"/run/secrets/acme/token", true},
+		{"/run/secrets/acme/..data", true},
+		{"/run/secrets/acme/..2026_12_02_14_40_00.123456789", true},
+		{"/run/secrets/acme/other", false},
+		{"/run/secrets/other/token", false},
+		{"../conf/issuers.yaml", true},
+		{"../conf/notes.txt", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := affectsWatched(watched, tt.name); got != tt.want {
+				t.Errorf("affectsWatched(%q) = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+}
