@@ -7,8 +7,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
