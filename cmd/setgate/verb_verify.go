@@ -18,6 +18,7 @@ import (
 	"github.com/setgate/setgate/bridge"
 	"github.com/setgate/setgate/config"
 	"github.com/setgate/setgate/internal/present"
+	"github.com/setgate/setgate/poller/ssf"
 	"github.com/setgate/setgate/verify"
 )
 
@@ -81,7 +82,17 @@ func verifyVerb(ctx context.Context, args []string, vars map[string]string, stdi
 	case int64(len(raw)) > s.MaxBodyBytes: // as the gateway answers 413
 		vd.Code, vd.Description = verify.CodeInvalidRequest, "The SET is larger than this receiver accepts."
 	default:
-		v, err := verify.New(ctx, spec.Verify, verify.Options{
+		cfg := spec.Verify
+		if spec.Discovery && cfg.JWKSURI == "" {
+			// As serve does: the jwks_uri comes from the transmitter's SSF
+			// metadata (README "Shared Signals streams").
+			m, err := ssf.Discover(ctx, nil, cfg.Issuer, spec.DiscoverOptions())
+			if err != nil {
+				return fmt.Errorf("verify: issuer %q: %w", spec.Name, err)
+			}
+			cfg.JWKSURI = m.JWKSURI
+		}
+		v, err := verify.New(ctx, cfg, verify.Options{
 			FetchTimeout:       s.JWKSFetchTimeout,
 			RefreshInterval:    s.JWKSRefresh,
 			MinRefreshInterval: s.JWKSMinRefresh,

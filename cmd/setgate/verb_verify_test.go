@@ -356,3 +356,24 @@ func TestVerifyVerbJWKSDown(t *testing.T) {
 		t.Errorf("want %q in the output, got\n%s", want, out.String())
 	}
 }
+
+// TestVerifyVerbDiscovery: an issuer with discovery: true and no jwks_uri
+// is verified as serve verifies it, with the jwks_uri from the
+// transmitter's SSF metadata.
+func TestVerifyVerbDiscovery(t *testing.T) {
+	tr := newStreamTransmitter(t)
+	issuers := streamIssuersFile(t, tr.Issuer(), "poll", []string{transmitter.SessionRevoked}, "")
+	c := tr.Transmitter().Claims(transmitter.SessionRevoked, nil, "dave@acme.example")
+	c["iss"], c["aud"] = tr.Issuer(), verbAudience
+	token, err := tr.Transmitter().Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"verify", "--issuers", issuers, token}, streamVars(""), &out, &errOut); err != nil {
+		t.Fatalf("want the SET accepted, got %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), tr.JWKSURL()) {
+		t.Errorf("want the discovered JWKS %s in the verdict, got\n%s", tr.JWKSURL(), out.String())
+	}
+}
