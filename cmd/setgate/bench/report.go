@@ -210,8 +210,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.Target, r.Issuers, r.KeysPerIssuer, r.Alg, r.EventsPerSET, r.Concurrency)
 	fmt.Fprintf(tw, "machine\t%d CPUs (GOMAXPROCS %d), load average %s before the run\n", r.NumCPU, r.GOMAXPROCS, load)
 	if m := r.Memory; m != nil {
-		fmt.Fprintf(tw, "memory\t%+.1f MB Go heap\t%+.1f MB RSS to start the gateway with %d issuer(s) (%.1f KB heap per issuer, fixed part included); process %.1f MB heap, %.1f MB RSS after\n",
-			m.HeapMB, m.RSSMB, m.Issuers, m.HeapPerIssuerKB, m.HeapAfterMB, m.RSSAfterMB)
+		// The gateway's issuers are the push issuers of the header line,
+		// plus the poll issuer when the poll path is measured.
+		which := ""
+		if m.Issuers > r.Issuers {
+			which = fmt.Sprintf(" (%d push, %d poll)", r.Issuers, m.Issuers-r.Issuers)
+		}
+		fmt.Fprintf(tw, "memory\t%+.1f MB Go heap\t%+.1f MB RSS to start the gateway with %d issuer(s)%s (%.1f KB heap per issuer, fixed part included); process %.1f MB heap, %.1f MB RSS after\n",
+			m.HeapMB, m.RSSMB, m.Issuers, which, m.HeapPerIssuerKB, m.HeapAfterMB, m.RSSAfterMB)
 	}
 	if c := r.PlainCeiling; c != nil {
 		fmt.Fprintf(tw, "ceiling (0)\t%8.0f SETs/s\tgolang-jwt v5 jwt.Parse, %s, fixed public key, %d goroutines, %.1f s, %d SETs%s%s\n", c.SETsPerSec, r.Alg, c.Goroutines, c.Seconds, c.SETs, othersNote(c.OtherCPUCores), errNote(c.Errors, c.FirstError))
