@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -28,25 +27,13 @@ const (
 // natsLoginPassword (token false) or natsLoginToken (token true).
 func natsLoginServer(tb testing.TB, token bool) string {
 	tb.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true}
+	opts := &server.Options{}
 	if token {
 		opts.Authorization = natsLoginToken
 	} else {
 		opts.Users = []*server.User{{Username: "svc", Password: natsLoginPassword}}
 	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.Start()
-	tb.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	if !srv.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats-server not ready")
-	}
-	return srv.ClientURL()
+	return verbNATSServer(tb, opts)
 }
 
 // natsSecretFile writes secret to a file of its own and returns its path.

@@ -321,7 +321,16 @@ func TestTailVerbErrors(t *testing.T) {
 // anything, and returns its URL.
 func verbOpenServer(tb testing.TB) string {
 	tb.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
+	return verbNATSServer(tb, &server.Options{})
+}
+
+// verbNATSServer starts a nats-server with opts (its auth settings) on a
+// random loopback port, with JetStream in a temporary directory, until the
+// test ends, and returns its URL.
+func verbNATSServer(tb testing.TB, opts *server.Options) string {
+	tb.Helper()
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, tb.TempDir(), true, true
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
