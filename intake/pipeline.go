@@ -87,34 +87,31 @@ func New(cfg Config) *Pipeline {
 //
 // A rejected SET returns its *verify.Error (logged once at info and
 // announced by the publisher), whether verification refused it or the
-// publisher did (a SET too large to store, wrapping [ErrTooLarge]); a SET that could not be stored returns an
-// error wrapping [ErrUnavailable]. A duplicate (same iss, jti) is not an
-// error: Result.Duplicate is set. [Classify] sorts the answer.
+// publisher did (a SET too large to store, wrapping [ErrTooLarge]); a SET
+// that could not be stored returns an error wrapping [ErrUnavailable]. A
+// duplicate (same iss, jti) is not an error: Result.Duplicate is set.
+// [Classify] sorts the answer.
 func (p *Pipeline) Accept(ctx context.Context, src *Source, raw []byte, d Delivery) (Result, error) {
 	start := p.now()
 	at := start.UTC()
 	ev := Event{Source: src, Delivery: d, ReceivedAt: at}
 	set, err := src.Verifier.Verify(ctx, raw)
 	var res Result
-	if err != nil {
-		if ev.Rejection = AsRejection(err); ev.Rejection != nil {
-			p.reject(ctx, src, ev.Rejection, d, at)
-		}
-	} else {
+	if err == nil {
 		ev.SET = set
 		res, err = p.pub.PublishSET(ctx, src.Name, src.Overrides, set, d, at)
-		// A verified SET the publisher refuses for good (too large for
-		// the NATS server) takes the rejection path: logged, announced,
-		// observed as Rejected; its transmitter must not retry it.
-		if ev.Rejection = AsRejection(err); ev.Rejection != nil {
-			p.reject(ctx, src, ev.Rejection, d, at)
-		}
 		// Checked first: the line's arguments cost allocations per SET
 		// even when debug is off.
 		if err == nil && p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.DebugContext(ctx, "set accepted", "issuer", src.Name, "delivery", d, "jti", set.JTI,
 				"subjects", res.Subjects, "duplicate", res.Duplicate)
 		}
+	}
+	// A SET refused for good, by verification or by the publisher (too
+	// large for the NATS server), takes the rejection path: logged,
+	// announced, observed as Rejected; its transmitter must not retry it.
+	if ev.Rejection = AsRejection(err); ev.Rejection != nil {
+		p.reject(ctx, src, ev.Rejection, d, at)
 	}
 	ev.Result, ev.Err, ev.Outcome, ev.Elapsed = res, err, Classify(res, err), p.now().Sub(start)
 	p.observe(ctx, ev)
