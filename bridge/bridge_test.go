@@ -345,15 +345,7 @@ func TestOpenUnmanagedStream(t *testing.T) {
 	}
 
 	// Once ops created it, Open succeeds and publishes into it.
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := serverJS(t, srv.ClientURL())
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OPS_EVENTS", Subjects: []string{"secevent.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -369,15 +361,7 @@ func TestOpenUnmanagedStream(t *testing.T) {
 func TestPublishSETWrongStream(t *testing.T) {
 	// The subjects are captured by a stream that is not the configured one.
 	srv := runServer(t, -1, t.TempDir())
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := serverJS(t, srv.ClientURL())
 	ctx := context.Background()
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: "SECEVENTS", Subjects: []string{"secevent.ssf.>"}},
@@ -390,7 +374,7 @@ func TestPublishSETWrongStream(t *testing.T) {
 	cfg := testConfig(srv.ClientURL())
 	cfg.StreamManage = false
 	b := openBridge(t, cfg)
-	_, err = b.PublishSET(ctx, "acme", nil, testSET("jti-wrong", sessionRevoked), DeliveryPush, time.Now())
+	_, err := b.PublishSET(ctx, "acme", nil, testSET("jti-wrong", sessionRevoked), DeliveryPush, time.Now())
 	var apiErr *jetstream.APIError
 	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &apiErr) {
 		t.Fatalf("want ErrUnavailable with the JetStream API error, got %v", err)

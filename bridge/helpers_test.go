@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/setgate/setgate/verify"
 )
@@ -136,3 +138,20 @@ func checkFor(tb testing.TB, timeout, interval time.Duration, f func() error) {
 
 // errNotYet marks a condition that has not happened yet.
 var errNotYet = errors.New("not yet")
+
+// serverJS connects to the server at url, closed when the test ends, and
+// returns its JetStream context: how a test looks at a stream apart from
+// the bridge.
+func serverJS(tb testing.TB, url string) jetstream.JetStream {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
+}

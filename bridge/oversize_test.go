@@ -174,15 +174,7 @@ func TestMsgSizeIsWhatNATSCounts(t *testing.T) {
 // publish paths.
 func TestPublishSETOverStreamMaxMsgSize(t *testing.T) {
 	srv := runServer(t, -1, t.TempDir())
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := serverJS(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SECEVENTS", Subjects: []string{"secevent.>"}, MaxMsgSize: 4096}); err != nil {
